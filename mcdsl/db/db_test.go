@@ -1,0 +1,232 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func counterMigrations(runs *atomic.Int32) []Migration {
+	return []Migration{
+		{Version: 1, Name: "create items", Up: func(ctx context.Context, tx *sql.Tx) error {
+			runs.Add(1)
+			_, err := tx.ExecContext(ctx, `CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`)
+			return err
+		}},
+		{Version: 2, Name: "add note", Up: func(ctx context.Context, tx *sql.Tx) error {
+			runs.Add(1)
+			_, err := tx.ExecContext(ctx, `ALTER TABLE items ADD COLUMN note TEXT NOT NULL DEFAULT ''`)
+			return err
+		}},
+	}
+}
+
+func TestOpenPragmasAndMode(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "sub", "svc.db")
+	d, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var mode string
+	if err := d.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v", mode, err)
+	}
+	var fk, busy int
+	if err := d.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		t.Fatalf("foreign_keys = %d, %v", fk, err)
+	}
+	if err := d.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy); err != nil || busy != 5000 {
+		t.Fatalf("busy_timeout = %d, %v", busy, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %v", st.Mode().Perm())
+	}
+}
+
+func TestMigrationsOnceInOrderAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "svc.db")
+	var runs atomic.Int32
+	migs := counterMigrations(&runs)
+	for i := 0; i < 3; i++ {
+		d, err := Open(ctx, path, Options{Migrations: migs})
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		if _, err := d.ExecContext(ctx, `INSERT INTO items (name, note) VALUES ('x', 'y')`); err != nil {
+			t.Fatalf("insert after open %d: %v", i, err)
+		}
+		v, err := d.AppliedVersions(ctx)
+		if err != nil || len(v) != 2 || v[0] != 1 || v[1] != 2 {
+			t.Fatalf("applied = %v, %v", v, err)
+		}
+		_ = d.Close()
+	}
+	if runs.Load() != 2 {
+		t.Fatalf("migrations ran %d times, want 2", runs.Load())
+	}
+}
+
+func TestMigrationFailureRollsBack(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "svc.db")
+	bad := []Migration{{Version: 1, Name: "half", Up: func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE t (id INTEGER)`); err != nil {
+			return err
+		}
+		return errors.New("boom")
+	}}}
+	if _, err := Open(ctx, path, Options{Migrations: bad}); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("want migration error, got %v", err)
+	}
+	d, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var n int
+	if err := d.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 't'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("partial migration left table t: n=%d err=%v", n, err)
+	}
+}
+
+func TestMigrationValidation(t *testing.T) {
+	ctx := context.Background()
+	noop := func(context.Context, *sql.Tx) error { return nil }
+	for _, migs := range [][]Migration{
+		{{Version: 2, Up: noop}, {Version: 1, Up: noop}},
+		{{Version: 1, Up: noop}, {Version: 1, Up: noop}},
+		{{Version: 0, Up: noop}},
+		{{Version: 1}},
+	} {
+		if _, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"), Options{Migrations: migs}); err == nil {
+			t.Errorf("migrations %+v accepted", migs)
+		}
+	}
+}
+
+func TestChmodFailureOnlyWarns(t *testing.T) {
+	orig := chmod
+	chmod = func(string, os.FileMode) error { return os.ErrPermission }
+	t.Cleanup(func() { chmod = orig })
+	var logs bytes.Buffer
+	d, err := Open(context.Background(), filepath.Join(t.TempDir(), "svc.db"),
+		Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("open failed on chmod error: %v", err)
+	}
+	defer d.Close()
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "could not set database file mode") {
+		t.Fatalf("no warning logged: %q", logs.String())
+	}
+}
+
+func TestSnapshotConsistentUnderWrites(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var runs atomic.Int32
+	d, err := Open(ctx, filepath.Join(dir, "svc.db"), Options{Migrations: counterMigrations(&runs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// Each transaction inserts a pair; a consistent snapshot always holds an
+	// even number of rows.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tx, err := d.BeginTx(ctx, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i := 0; i < 2; i++ {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO items (name) VALUES ('pair')`); err != nil {
+						t.Error(err)
+						_ = tx.Rollback()
+						return
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					t.Error(err)
+					return
+				}
+				written.Add(2)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for written.Load() < 50 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := 0; i < 5; i++ {
+		dest := filepath.Join(dir, "backups", "snap"+string(rune('a'+i))+".db")
+		if err := d.Snapshot(ctx, dest); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(ctx, dest, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := s.QueryRowContext(ctx, `SELECT COUNT(*) FROM items`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Close()
+		if n == 0 || n%2 != 0 {
+			t.Fatalf("snapshot %d holds %d rows: torn or empty", i, n)
+		}
+		if _, err := os.Stat(dest + ".partial"); !os.IsNotExist(err) {
+			t.Fatalf("partial file left behind: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	// A newer snapshot replaces an older one at the same path.
+	if err := d.Snapshot(ctx, filepath.Join(dir, "backups", "snapa.db")); err != nil {
+		t.Fatalf("snapshot over an existing file: %v", err)
+	}
+}
+
+// BenchmarkInsert measures one single-row write transaction with the
+// platform pragmas (WAL, synchronous=NORMAL).
+func BenchmarkInsert(b *testing.B) {
+	ctx := context.Background()
+	var runs atomic.Int32
+	d, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"), Options{Migrations: counterMigrations(&runs)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.ExecContext(ctx, `INSERT INTO items (name) VALUES ('x')`); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package grpcserver
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"git.metacircular.net/metacircular/mcdsl/auth"
+	"git.metacircular.net/metacircular/mcdsl/auth/authtest"
+	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
+)
+
+// testService is a hand-written gRPC service so the interceptor is tested
+// without a generated stub: each method echoes the caller's username.
+const svcName = "test.v1.Test"
+
+func method(name string) string { return "/" + svcName + "/" + name }
+
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func echo(g *gate) grpc.MethodHandler {
+	return func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+		in := new(wrapperspb.StringValue)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		h := func(ctx context.Context, _ any) (any, error) {
+			if in.GetValue() == "slow" {
+				close(g.entered)
+				<-g.release
+			}
+			user := "anonymous"
+			if id, ok := auth.IdentityFrom(ctx); ok {
+				user = id.Username
+			}
+			return wrapperspb.String(user), nil
+		}
+		return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method(nameOf(ctx))}, h)
+	}
+}
+
+func nameOf(ctx context.Context) string {
+	m, _ := grpc.Method(ctx)
+	return m[strings.LastIndex(m, "/")+1:]
+}
+
+func desc(g *gate) *grpc.ServiceDesc {
+	d := &grpc.ServiceDesc{ServiceName: svcName, HandlerType: (*any)(nil)}
+	for _, n := range []string{"Public", "User", "Admin", "Sealed", "Forgotten"} {
+		d.Methods = append(d.Methods, grpc.MethodDesc{MethodName: n, Handler: echo(g)})
+	}
+	d.Streams = []grpc.StreamDesc{{StreamName: "Stream", ServerStreams: true, Handler: func(_ any, stream grpc.ServerStream) error {
+		user := "anonymous"
+		if id, ok := auth.IdentityFrom(stream.Context()); ok {
+			user = id.Username
+		}
+		return stream.SendMsg(wrapperspb.String(user))
+	}}}
+	return d
+}
+
+type env struct {
+	addr   string
+	pki    *tlstest.PKI
+	mcias  *authtest.Server
+	sealed *atomic.Bool
+	gate   *gate
+	cancel context.CancelFunc
+	done   chan error
+	srv    *Server
+}
+
+func setup(t *testing.T, shutdown time.Duration) *env {
+	t.Helper()
+	mcias := authtest.New(t)
+	mcias.AddUser(authtest.User{Username: "admin", Roles: []string{"admin"}})
+	mcias.AddUser(authtest.User{Username: "alice", Roles: []string{"user"}})
+	v, err := auth.New(mcias.Config("test"), auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := tlstest.New(t)
+	pair := pki.Issue(t, "grpc", "127.0.0.1")
+	sealed := &atomic.Bool{}
+	srv, err := New(Options{
+		TLSCert: pair.CertFile, TLSKey: pair.KeyFile, Service: "test",
+		Validator: v, Sealed: sealed.Load, ShutdownTimeout: shutdown,
+		Maps: MethodMaps{
+			Public:        map[string]bool{method("Public"): true},
+			AuthRequired:  map[string]bool{method("User"): true, method("Sealed"): true, method("Stream"): true},
+			AdminRequired: map[string]bool{method("Admin"): true},
+			SealRequired:  map[string]bool{method("Sealed"): true},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
+	srv.GRPC().RegisterService(desc(g), struct{}{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(cancel)
+	return &env{addr: ln.Addr().String(), pki: pki, mcias: mcias, sealed: sealed, gate: g, cancel: cancel, done: done, srv: srv}
+}
+
+func (e *env) conn(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	c, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(e.pki.ClientConfig())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func call(ctx context.Context, c *grpc.ClientConn, name, token, arg string) (string, error) {
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
+	out := new(wrapperspb.StringValue)
+	err := c.Invoke(ctx, method(name), wrapperspb.String(arg), out)
+	return out.GetValue(), err
+}
+
+func TestMethodMaps(t *testing.T) {
+	e := setup(t, time.Second)
+	c := e.conn(t)
+	admin := e.mcias.Token("admin")
+	alice := e.mcias.Token("alice")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		method, token string
+		sealed        bool
+		want          codes.Code
+		user          string
+	}{
+		{"Public", "", false, codes.OK, "anonymous"},
+		{"Forgotten", admin, false, codes.PermissionDenied, ""},
+		{"User", "", false, codes.Unauthenticated, ""},
+		{"User", "not-a-token", false, codes.Unauthenticated, ""},
+		{"User", alice, false, codes.OK, "alice"},
+		{"Admin", alice, false, codes.PermissionDenied, ""},
+		{"Admin", admin, false, codes.OK, "admin"},
+		{"Sealed", alice, true, codes.Unavailable, ""},
+		{"Sealed", alice, false, codes.OK, "alice"},
+	} {
+		e.sealed.Store(tc.sealed)
+		got, err := call(ctx, c, tc.method, tc.token, "")
+		if status.Code(err) != tc.want || (tc.want == codes.OK && got != tc.user) {
+			t.Errorf("%s token=%v sealed=%v: got %q %v, want %v %q", tc.method, tc.token != "", tc.sealed, got, err, tc.want, tc.user)
+		}
+	}
+	// Streams go through the same maps.
+	sd := &grpc.StreamDesc{StreamName: "Stream", ServerStreams: true}
+	for _, tc := range []struct {
+		token string
+		want  codes.Code
+	}{{"", codes.Unauthenticated}, {alice, codes.OK}} {
+		sctx := ctx
+		if tc.token != "" {
+			sctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tc.token)
+		}
+		st, err := c.NewStream(sctx, sd, method("Stream"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.SendMsg(wrapperspb.String(""))
+		_ = st.CloseSend()
+		out := new(wrapperspb.StringValue)
+		err = st.RecvMsg(out)
+		if status.Code(err) != tc.want || (tc.want == codes.OK && out.GetValue() != "alice") {
+			t.Errorf("stream token=%v: %q %v", tc.token != "", out.GetValue(), err)
+		}
+	}
+	// Health is public.
+	h, err := healthpb.NewHealthClient(c).Check(ctx, &healthpb.HealthCheckRequest{Service: "test"})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	if u := e.srv.Unregistered(); len(u) != 1 || u[0] != method("Forgotten") {
+		t.Fatalf("Unregistered() = %v", u)
+	}
+}
+
+func TestRejectsTLS12(t *testing.T) {
+	e := setup(t, time.Second)
+	_, err := tls.Dial("tcp", e.addr, &tls.Config{RootCAs: e.pki.Pool, MaxVersion: tls.VersionTLS12, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	if err == nil {
+		t.Fatal("TLS 1.2 client accepted")
+	}
+}
+
+func TestShutdownDrainsInFlight(t *testing.T) {
+	e := setup(t, 10*time.Second)
+	c := e.conn(t)
+	res := make(chan error, 1)
+	go func() {
+		_, err := call(context.Background(), c, "Public", "", "slow")
+		res <- err
+	}()
+	<-e.gate.entered
+	e.cancel()
+	select {
+	case err := <-e.done:
+		t.Fatalf("server stopped with an RPC in flight: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(e.gate.release)
+	if err := <-res; err != nil {
+		t.Fatalf("in-flight RPC failed: %v", err)
+	}
+	if err := <-e.done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
+
+func TestMapValidation(t *testing.T) {
+	pki := tlstest.New(t)
+	pair := pki.Issue(t, "grpc", "127.0.0.1")
+	base := Options{TLSCert: pair.CertFile, TLSKey: pair.KeyFile, Sealed: func() bool { return false }}
+	for name, maps := range map[string]MethodMaps{
+		"two maps":        {Public: map[string]bool{"/a.B/C": true}, AdminRequired: map[string]bool{"/a.B/C": true}},
+		"seal only":       {SealRequired: map[string]bool{"/a.B/C": true}},
+		"bad name":        {Public: map[string]bool{"C": true}},
+		"auth no checker": {AuthRequired: map[string]bool{"/a.B/C": true}},
+	} {
+		o := base
+		o.Maps = maps
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	o := base
+	o.TLSCert = ""
+	if _, err := New(o); err == nil {
+		t.Error("missing TLS accepted")
+	}
+}
