@@ -13,10 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 )
 
 const (
@@ -78,33 +79,16 @@ func wantFailure(t *testing.T, r result, contains string) {
 	}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type background struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
 
 func startUp(t *testing.T, bin string, env []string, args ...string) *background {
 	t.Helper()
-	b := &background{cmd: exec.Command(bin, append([]string{"up"}, args...)...), out: &syncBuffer{}, done: make(chan struct{})}
+	b := &background{cmd: exec.Command(bin, append([]string{"up"}, args...)...), out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
 	if err := b.cmd.Start(); err != nil {

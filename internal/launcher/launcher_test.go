@@ -19,11 +19,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 )
 
 // The test binary doubles as the trivial child service: TestMain runs a
@@ -185,37 +186,19 @@ func testService(s spec) Service {
 	}}
 }
 
-// syncBuffer is a bytes.Buffer safe for the launcher goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // upRun is an Up running in a goroutine.
 type upRun struct {
 	root   string
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 }
 
 func startUp(t *testing.T, opts Options) *upRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &upRun{root: opts.Root, cancel: cancel, done: make(chan struct{}), out: &syncBuffer{}}
+	u := &upRun{root: opts.Root, cancel: cancel, done: make(chan struct{}), out: &syncbuf.Buffer{}}
 	opts.Stdout = u.out
 	go func() {
 		u.err = Up(ctx, opts)
@@ -450,7 +433,7 @@ func TestUpFailsWhenServiceCannotStart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			var out syncBuffer
+			var out syncbuf.Buffer
 			err := Up(context.Background(), Options{
 				Root:        root,
 				Stdout:      &out,
@@ -522,7 +505,7 @@ func TestUpAbortsStartWhenEarlierServiceDies(t *testing.T) {
 		}
 		return syscall.Kill(pid, syscall.SIGKILL)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	err := Up(context.Background(), Options{
 		Root:        root,
 		Stdout:      &out,
@@ -560,7 +543,7 @@ func TestUpInterruptedDuringStart(t *testing.T) {
 		cancel()
 		return nil
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	err := Up(ctx, Options{
 		Root:        root,
 		Stdout:      &out,
@@ -793,7 +776,7 @@ func TestStatusAndDownWithNothingRunning(t *testing.T) {
 // launcher mode), as `metacircular up` would.
 type launcherProcess struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -804,7 +787,7 @@ func startLauncherProcess(t *testing.T, root string) *launcherProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := &launcherProcess{cmd: exec.Command(exe, "-test.run=^$"), out: &syncBuffer{}, done: make(chan struct{})}
+	lp := &launcherProcess{cmd: exec.Command(exe, "-test.run=^$"), out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	lp.cmd.Env = append(os.Environ(), childModeEnv+"="+modeLauncher, "LAUNCHER_ROOT="+root)
 	lp.cmd.Stdout, lp.cmd.Stderr = lp.out, lp.out
 	if err := lp.cmd.Start(); err != nil {

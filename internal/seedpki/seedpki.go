@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/tlsutil"
+
 	"git.metacircular.net/metacircular/mcdsl/atomicfile"
 )
 
@@ -146,7 +148,7 @@ func Load(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load seed CA: %w", err)
 	}
-	certs, err := parseCerts(certPEM)
+	certs, err := tlsutil.ParseChain(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("load seed CA: %s: %w", certPath, err)
 	}
@@ -308,7 +310,7 @@ func (ca *CA) reusable(out Issued, dnsNames []string, ips []net.IP, margin time.
 	if err != nil {
 		return nil
 	}
-	chain, err := parseCerts(chainPEM)
+	chain, err := tlsutil.ParseChain(chainPEM)
 	if err != nil || len(chain) != 2 || !bytes.Equal(chain[1].Raw, ca.cert.Raw) {
 		return nil
 	}
@@ -449,29 +451,6 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	}
 	sum := sha1.Sum(spki.PublicKey.Bytes) //nolint:gosec // an identifier, not a security property
 	return sum[:], nil
-}
-
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("unexpected PEM block %q", block.Type)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parse certificate: %w", err)
-		}
-		certs = append(certs, cert)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return certs, nil
 }
 
 func readKey(path string) (crypto.Signer, error) {

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
 
 func mustInit(t *testing.T, dir string) *CA {
@@ -187,7 +189,7 @@ func issue(t *testing.T, ca *CA, name string, req IssueRequest) Issued {
 
 func loadChain(t *testing.T, path string) []*x509.Certificate {
 	t.Helper()
-	certs, err := parseCerts(mustRead(t, path))
+	certs, err := tlsutil.ParseChain(mustRead(t, path))
 	if err != nil {
 		t.Fatalf("parse %s: %v", path, err)
 	}

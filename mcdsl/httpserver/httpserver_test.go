@@ -1,7 +1,6 @@
 package httpserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -9,24 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func start(t *testing.T, opts Options, h http.Handler) (addr string, cancel func(), done chan error) {
 	t.Helper()
@@ -48,7 +35,7 @@ func start(t *testing.T, opts Options, h http.Handler) (addr string, cancel func
 func TestTLS13OnlyAndHTTP2(t *testing.T) {
 	pki := tlstest.New(t)
 	pair := pki.Issue(t, "svc", "127.0.0.1")
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	addr, _, _ := start(t, Options{TLSCert: pair.CertFile, TLSKey: pair.KeyFile,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.Proto) }))
