@@ -25,15 +25,16 @@ const (
 	waitLimit   = 60 * time.Second
 )
 
-// buildBinary compiles this command into dir, as `make build` would.
+// buildBinary compiles this command and the platform services it starts
+// into dir, as `make build` would, and returns the launcher's path.
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
-	bin := filepath.Join(dir, "metacircular")
-	cmd := exec.Command("go", "build", "-o", bin, "-ldflags", "-X main.version="+testVersion, ".")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "-ldflags", "-X main.version="+testVersion,
+		".", "../../mcias/cmd/mcias", "../../mcias/cmd/mciasctl")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
+	return filepath.Join(dir, "metacircular")
 }
 
 type result struct {
@@ -243,6 +244,7 @@ func TestCLI(t *testing.T) {
 		if want := fmt.Sprintf("launcher pid %d on %s: running", up.cmd.Process.Pid, root); !strings.Contains(out, want) {
 			t.Errorf("status table lacks %q:\n%s", want, out)
 		}
+		checkMCIAS(t, bin, root, up.out.String())
 		wantFailure(t, run(t, bin, nil, "up", "--root", root), fmt.Sprintf("already running on %s (pid %d)", root, up.cmd.Process.Pid))
 
 		if out := mustRun(t, bin, "down", "--root", root); !strings.Contains(out, "stopped") {
@@ -251,7 +253,7 @@ func TestCLI(t *testing.T) {
 		if err := up.wait(t); err != nil {
 			t.Errorf("up exited with %v:\n%s", err, up.out)
 		}
-		if !strings.Contains(up.out.String(), "no platform services are implemented yet") {
+		if !strings.Contains(up.out.String(), "mcias is healthy") {
 			t.Errorf("up output:\n%s", up.out)
 		}
 		assertNoRuntimeFiles(t, root)
@@ -289,5 +291,52 @@ func TestCLI(t *testing.T) {
 		if !strings.Contains(again.out.String(), "platform stopped") {
 			t.Errorf("second up output:\n%s", again.out)
 		}
+		if !strings.Contains(up.out.String(), "MCIAS admin:") || strings.Contains(again.out.String(), "MCIAS admin:") {
+			t.Errorf("the admin password must be printed on the first run only:\nfirst:\n%s\nsecond:\n%s", up.out, again.out)
+		}
 	})
+}
+
+// checkMCIAS uses the MCIAS the launcher started the way an operator would:
+// curl for health, mciasctl with the printed one-time admin password.
+func checkMCIAS(t *testing.T, bin, root, upOutput string) {
+	t.Helper()
+	_, rest, ok := strings.Cut(upOutput, "MCIAS admin: username admin, password ")
+	if !ok {
+		t.Fatalf("no admin credentials printed:\n%s", upOutput)
+	}
+	password, _, _ := strings.Cut(rest, " ")
+	var st struct {
+		Services []struct {
+			Name      string            `json:"name"`
+			Healthy   bool              `json:"healthy"`
+			Endpoints map[string]string `json:"endpoints"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, bin, "status", "--json", "--root", root)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 1 || st.Services[0].Name != "mcias" || !st.Services[0].Healthy {
+		t.Fatalf("status services: %+v", st.Services)
+	}
+	url, ca := st.Services[0].Endpoints["https"], filepath.Join(root, "ca", "ca.crt")
+	if out, err := exec.Command("curl", "-sS", "--fail", "--cacert", ca, url+"/v1/health").CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), `"status":"ok"`) {
+		t.Fatalf("curl health: %v %s", err, out)
+	}
+	ctl := filepath.Join(filepath.Dir(bin), "mciasctl")
+	session := filepath.Join(t.TempDir(), "session.json")
+	login := exec.Command(ctl, "--server", url, "--ca", ca, "--session", session, "login", "-u", "admin", "--password-stdin")
+	login.Stdin = strings.NewReader(password + "\n")
+	if out, err := login.CombinedOutput(); err != nil {
+		t.Fatalf("mciasctl login: %v\n%s", err, out)
+	}
+	out, err := exec.Command(ctl, "--session", session, "--json", "accounts", "create", "--system", "mcp-agent").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"account_type": "system"`) {
+		t.Fatalf("mciasctl accounts create: %v\n%s", err, out)
+	}
+	out, err = exec.Command(ctl, "--session", session, "accounts", "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "mcp-agent") || !strings.Contains(string(out), "admin") {
+		t.Fatalf("mciasctl accounts list: %v\n%s", err, out)
+	}
 }

@@ -146,3 +146,10 @@ func freePort() (int, error) {
 	}
 	return addr.Port, nil
 }
+
+// Binary resolves a service binary the way Process.Path is resolved: in
+// BinDir first, then $PATH. Prepare uses it to run one-off commands such as
+// a service's init.
+func (e *Env) Binary(name string) (string, error) {
+	return resolveBinary(e.BinDir, name)
+}

@@ -509,7 +509,7 @@ func (r *run) saveState(phase Phase) error {
 func (r *run) printTable() {
 	r.printf("platform up: root %s, domain %s\n", r.opts.Root, r.opts.Domain)
 	if len(r.children) == 0 {
-		r.printf("no platform services are implemented yet; only the seed CA is set up.\n")
+		r.printf("no services to start; only the seed CA is set up.\n")
 		r.printf("waiting; stop with Ctrl-C or \"metacircular down\"\n")
 		return
 	}

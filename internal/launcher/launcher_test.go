@@ -588,12 +588,12 @@ func TestUpRefusesSecondLauncher(t *testing.T) {
 
 func TestUpWithoutServices(t *testing.T) {
 	root := t.TempDir()
-	u := startUp(t, Options{Root: root, Services: Platform()})
+	u := startUp(t, Options{Root: root, Services: []Service{}})
 	st := u.waitRunning(t)
 	if len(st.Services) != 0 || st.CACert != filepath.Join(root, "ca", "ca.crt") {
 		t.Errorf("status = %+v", st)
 	}
-	if !strings.Contains(u.out.String(), "no platform services are implemented yet") {
+	if !strings.Contains(u.out.String(), "no services to start") {
 		t.Errorf("output does not say no services exist:\n%s", u.out)
 	}
 	if err := u.stop(t); err != nil {

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/config"
+	"git.metacircular.net/metacircular/mcdsl/logging"
+	"git.metacircular.net/metacircular/mcias/internal/identity"
+	"git.metacircular.net/metacircular/mcias/internal/password"
+)
+
+// ServiceName is MCIAS's name for config env overrides (MCIAS_SECTION_KEY),
+// health and logs.
+const ServiceName = "mcias"
+
+// Config is mcias.toml.
+type Config struct {
+	Server   config.Server   `toml:"server"`
+	Database config.Database `toml:"database"`
+	Log      logging.Config  `toml:"log"`
+	Tokens   TokensConfig    `toml:"tokens"`
+	Argon2   Argon2Config    `toml:"argon2"`
+	Throttle ThrottleConfig  `toml:"throttle"`
+}
+
+// TokensConfig is the [tokens] section.
+type TokensConfig struct {
+	// Issuer is the iss claim (default "mcias").
+	Issuer string `toml:"issuer"`
+	// HumanTTL is the lifetime of login tokens (default 12h).
+	HumanTTL config.Duration `toml:"human_ttl"`
+	// SystemTTL is the default and maximum lifetime of system-account
+	// tokens (default 8760h = 365 days).
+	SystemTTL config.Duration `toml:"system_ttl"`
+}
+
+// Argon2Config is the [argon2] section (password hashing cost).
+type Argon2Config struct {
+	MemoryKiB   int `toml:"memory_kib"`
+	Iterations  int `toml:"iterations"`
+	Parallelism int `toml:"parallelism"`
+}
+
+// ThrottleConfig is the [throttle] section.
+type ThrottleConfig struct {
+	AccountFailures int             `toml:"account_failures"`
+	IPFailures      int             `toml:"ip_failures"`
+	Window          config.Duration `toml:"window"`
+}
+
+// LoadConfig reads and validates mcias.toml.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	if err := config.Load(path, ServiceName, &c); err != nil {
+		return nil, err
+	}
+	if _, err := c.Identity(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Identity turns the config into identity.Config, with defaults applied.
+func (c *Config) Identity() (identity.Config, error) {
+	p := password.DefaultParams()
+	if c.Argon2.MemoryKiB != 0 {
+		p.Memory = uint32(c.Argon2.MemoryKiB) //nolint:gosec // bounded by Validate below
+	}
+	if c.Argon2.Iterations != 0 {
+		p.Iterations = uint32(c.Argon2.Iterations) //nolint:gosec // bounded by Validate below
+	}
+	if c.Argon2.Parallelism != 0 {
+		if c.Argon2.Parallelism < 0 || c.Argon2.Parallelism > 64 {
+			return identity.Config{}, fmt.Errorf("argon2.parallelism must be 1..64, got %d", c.Argon2.Parallelism)
+		}
+		p.Parallelism = uint8(c.Argon2.Parallelism)
+	}
+	if c.Argon2.MemoryKiB < 0 || c.Argon2.Iterations < 0 {
+		return identity.Config{}, fmt.Errorf("argon2 parameters must not be negative")
+	}
+	if err := p.Validate(); err != nil {
+		return identity.Config{}, fmt.Errorf("argon2: %w", err)
+	}
+	ic := identity.Config{
+		Issuer: c.Tokens.Issuer, HumanTTL: c.Tokens.HumanTTL.Duration, SystemTTL: c.Tokens.SystemTTL.Duration,
+		Argon2: p, AccountFailures: c.Throttle.AccountFailures, IPFailures: c.Throttle.IPFailures,
+		ThrottleWindow: c.Throttle.Window.Duration,
+	}
+	ic.Defaults()
+	if ic.HumanTTL < time.Minute || ic.SystemTTL < time.Minute {
+		return identity.Config{}, fmt.Errorf("tokens.human_ttl and tokens.system_ttl must be at least 1m")
+	}
+	if ic.AccountFailures < 1 || ic.IPFailures < 1 {
+		return identity.Config{}, fmt.Errorf("throttle.account_failures and throttle.ip_failures must be at least 1")
+	}
+	return ic, nil
+}
