@@ -8,7 +8,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 
 # Debian packages per mode. Later services add theirs here.
 run_pkgs=(ca-certificates openssl curl)
-test_pkgs=("${run_pkgs[@]}" podman runc dnsutils protobuf-compiler libprotobuf-dev zstd)
+test_pkgs=("${run_pkgs[@]}" podman runc dnsutils protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools)
 
 case "$mode" in
 run) pkgs=("${run_pkgs[@]}") ;;

@@ -24,17 +24,18 @@ const maxBody = 64 << 10
 
 // REST serves the MCIAS REST API.
 type REST struct {
+	cfg    *Config
 	svc    *identity.Service
 	logger *slog.Logger
 	check  health.Checker
 }
 
 // NewREST builds the REST handler.
-func NewREST(svc *identity.Service, check health.Checker, logger *slog.Logger) *REST {
+func NewREST(cfg *Config, svc *identity.Service, check health.Checker, logger *slog.Logger) *REST {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &REST{svc: svc, logger: logger, check: check}
+	return &REST{cfg: cfg, svc: svc, logger: logger, check: check}
 }
 
 // Handler returns the router.

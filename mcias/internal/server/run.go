@@ -43,7 +43,7 @@ func Run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) er
 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.Server.ListenAddr != "" || ls.HTTP != nil {
-		hs, err := httpserver.New(httpserver.FromConfig(cfg.Server, logger), NewREST(svc, check, logger).Handler())
+		hs, err := httpserver.New(httpserver.FromConfig(cfg.Server, logger), NewREST(cfg, svc, check, logger).Handler())
 		if err != nil {
 			return err
 		}

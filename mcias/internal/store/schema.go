@@ -18,9 +18,12 @@ func exec(stmts ...string) func(context.Context, *sql.Tx) error {
 	}
 }
 
-// migrations is the MCIAS schema history; append only.
+// migrations is the MCIAS schema history, in version order; append only.
 var migrations = []db.Migration{
-	{Version: 1, Name: "initial schema", Up: exec(
+	migrationInitial,
+}
+
+var migrationInitial = db.Migration{Version: 1, Name: "initial schema", Up: exec(
 		`CREATE TABLE accounts (
 			id             TEXT PRIMARY KEY,
 			username       TEXT NOT NULL UNIQUE COLLATE NOCASE,
@@ -73,5 +76,4 @@ var migrations = []db.Migration{
 			used_at    TEXT,
 			PRIMARY KEY (account_id, code_hash)
 		)`,
-	)},
-}
+	)}
