@@ -2,19 +2,53 @@
 # Runs the platform's benchmarks and writes each result, with the command
 # that produced it and the machine it ran on, to bench/results/.
 #
-# Go micro-benchmarks run here today. Service benchmarks against real peers
-# (haproxy/caddy for mc-proxy, knot/unbound for MCNS, ...) are added beside
-# this script by the issues that build those services, and report ratios.
+#   bench/run.sh            every benchmark
+#   bench/run.sh go mcias   only the named ones
+#
+#   go     Go micro-benchmarks of mcdsl (go test -bench)
+#   mcias  a real MCIAS on loopback: token validations/s and logins/s with
+#          the default Argon2id cost (bench/mcias; BENCH_DURATION, default
+#          10s per measurement)
+#
+# Service benchmarks against real peers (haproxy/caddy for mc-proxy,
+# knot/unbound for MCNS, ...) are added beside this script by the issues
+# that build those services, and report ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p bench/results
+export CGO_ENABLED=0
 
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=bench/results/go-$stamp.txt
-cmd=(go test -run '^$' -bench . -benchmem -count 5 ./mcdsl/...)
-{
-	echo "# command: ${cmd[*]}"
-	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	echo "# machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
-	CGO_ENABLED=0 "${cmd[@]}"
-} | tee "$out"
-echo "wrote $out"
+bench_go() {
+	local stamp out
+	stamp=$(date -u +%Y%m%dT%H%M%SZ)
+	out=bench/results/go-$stamp.txt
+	local cmd=(go test -run '^$' -bench . -benchmem -count 5 ./mcdsl/...)
+	{
+		echo "# command: ${cmd[*]}"
+		echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+		echo "# machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
+		"${cmd[@]}"
+	} | tee "$out"
+	echo "wrote $out"
+}
+
+bench_mcias() {
+	# bench/mcias builds mcias itself, starts it and writes its own result
+	# file (mcias-<stamp>.txt) with the command, commit and parameters.
+	go run ./bench/mcias -duration "${BENCH_DURATION:-10s}" -out bench/results
+}
+
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then
+	targets=(go mcias)
+fi
+for t in "${targets[@]}"; do
+	case $t in
+	go) bench_go ;;
+	mcias) bench_mcias ;;
+	*)
+		echo "bench/run.sh: unknown benchmark $t (known: go, mcias)" >&2
+		exit 2
+		;;
+	esac
+done

@@ -33,6 +33,11 @@ var (
 	ErrInvalidToken   = errors.New("invalid or expired token")
 	ErrUnavailable    = errors.New("identity service unavailable")
 	ErrForbidden      = errors.New("forbidden")
+
+	// ErrTOTPRequired: the password was right but the account needs a
+	// TOTP code. It is also ErrBadCredentials, so callers that do not care
+	// treat it as such; a login form uses it to ask for the code.
+	ErrTOTPRequired = fmt.Errorf("%w: totp code required", ErrBadCredentials)
 )
 
 // Roles.
@@ -264,13 +269,17 @@ func (c *Client) post(ctx context.Context, path, bearer string, body, out any) e
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
+		// MCIAS's one distinguishable 401: right password, TOTP missing.
+		if ErrorMessage(data) == "totp code required" {
+			return ErrTOTPRequired
+		}
 		return ErrBadCredentials
 	case http.StatusForbidden:
 		return ErrPolicyDenied
 	case http.StatusTooManyRequests:
 		return ErrThrottled
 	default:
-		return fmt.Errorf("%w: %s answered %d: %s", ErrUnavailable, path, resp.StatusCode, errorText(data))
+		return fmt.Errorf("%w: %s answered %d: %s", ErrUnavailable, path, resp.StatusCode, ErrorMessage(data))
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%w: decode answer: %w", ErrUnavailable, err)
@@ -278,7 +287,10 @@ func (c *Client) post(ctx context.Context, path, bearer string, body, out any) e
 	return nil
 }
 
-func errorText(data []byte) string {
+// ErrorMessage extracts the message of a platform error body
+// ({"error": "..."}, PLATFORM.md §4), or returns a short prefix of whatever
+// else came back, for error messages.
+func ErrorMessage(data []byte) string {
 	var e struct {
 		Error string `json:"error"`
 	}

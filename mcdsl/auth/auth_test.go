@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -153,6 +154,9 @@ func TestMiddleware(t *testing.T) {
 		seen, _ = auth.IdentityFrom(r.Context())
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	bearerOnly := auth.Middleware(c, auth.MiddlewareOptions{BearerOnly: true})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	adminOnly := auth.Middleware(c, auth.MiddlewareOptions{Admin: true})(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -170,6 +174,8 @@ func TestMiddleware(t *testing.T) {
 		{"cookie", h, "", guest, 204},
 		{"admin ok", adminOnly, "Bearer " + admin, "", 204},
 		{"admin denied", adminOnly, "Bearer " + guest, "", 403},
+		{"cookie refused when bearer-only", bearerOnly, "", admin, 401},
+		{"bearer accepted when bearer-only", bearerOnly, "Bearer " + admin, "", 204},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -217,4 +223,35 @@ func BenchmarkValidateTokenCached(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLoginTOTPRequired: MCIAS's "totp code required" 401 is told apart
+// from other 401s, and still counts as bad credentials.
+func TestLoginTOTPRequired(t *testing.T) {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Username string `json:"username"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		msg := "invalid credentials"
+		if body.Username == "tina" {
+			msg = "totp code required"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"` + msg + `"}`))
+	}))
+	t.Cleanup(ts.Close)
+	c, err := auth.New(config.MCIAS{ServerURL: ts.URL}, auth.Options{HTTPClient: ts.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Login(context.Background(), "kyle", "pw", "")
+	if !errors.Is(err, auth.ErrBadCredentials) || errors.Is(err, auth.ErrTOTPRequired) {
+		t.Fatalf("plain 401: %v; want ErrBadCredentials only", err)
+	}
+	_, err = c.Login(context.Background(), "tina", "pw", "")
+	if !errors.Is(err, auth.ErrTOTPRequired) || !errors.Is(err, auth.ErrBadCredentials) || auth.StatusCode(err) != http.StatusUnauthorized {
+		t.Fatalf("totp 401: %v; want ErrTOTPRequired (a kind of ErrBadCredentials)", err)
+	}
 }

@@ -70,6 +70,9 @@ type MiddlewareOptions struct {
 	CookieName string
 	// Admin requires the admin role.
 	Admin bool
+	// BearerOnly ignores the session cookie. Use it for JSON APIs that have
+	// no CSRF protection, so a browser's ambient cookie cannot act there.
+	BearerOnly bool
 }
 
 // Middleware authenticates every request with v and puts the identity in the
@@ -79,6 +82,9 @@ func Middleware(v Validator, opts MiddlewareOptions) func(http.Handler) http.Han
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			tok, ok := TokenFromRequest(r, opts.CookieName)
+			if opts.BearerOnly {
+				tok, ok = BearerToken(r.Header.Get("Authorization"))
+			}
 			if !ok {
 				writeError(w, http.StatusUnauthorized, "authentication required")
 				return

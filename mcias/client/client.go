@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
 
@@ -93,14 +94,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("mcias %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return &Error{Status: resp.StatusCode, Message: msg}
+		return &Error{Status: resp.StatusCode, Message: auth.ErrorMessage(data)}
 	}
 	if out == nil || len(data) == 0 {
 		return nil

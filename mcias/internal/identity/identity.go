@@ -296,9 +296,22 @@ func (s *Service) Authorize(ctx context.Context, accountID, action, serviceName 
 
 // issue signs and records a token for a.
 func (s *Service) issue(ctx context.Context, a *store.Account, kind string, ttl time.Duration) (Issued, error) {
-	jti, err := token.NewID()
+	iss, rec, err := s.mint(a, kind, ttl)
 	if err != nil {
 		return Issued{}, err
+	}
+	if err := s.st.RecordToken(ctx, rec); err != nil {
+		return Issued{}, err
+	}
+	return iss, nil
+}
+
+// mint signs a token for a and returns the record the caller must store
+// before handing the token out.
+func (s *Service) mint(a *store.Account, kind string, ttl time.Duration) (Issued, store.TokenRecord, error) {
+	jti, err := token.NewID()
+	if err != nil {
+		return Issued{}, store.TokenRecord{}, err
 	}
 	now := s.now().Truncate(time.Second)
 	c := token.Claims{
@@ -310,12 +323,10 @@ func (s *Service) issue(ctx context.Context, a *store.Account, kind string, ttl 
 	s.mu.RUnlock()
 	tok, err := token.Sign(key, c)
 	if err != nil {
-		return Issued{}, fmt.Errorf("issue token: %w", err)
+		return Issued{}, store.TokenRecord{}, fmt.Errorf("issue token: %w", err)
 	}
-	if err := s.st.RecordToken(ctx, store.TokenRecord{JTI: jti, AccountID: a.ID, Kind: kind, IssuedAt: now, ExpiresAt: c.ExpiresAt}); err != nil {
-		return Issued{}, err
-	}
-	return Issued{Token: tok, ExpiresAt: c.ExpiresAt, JTI: jti}, nil
+	rec := store.TokenRecord{JTI: jti, AccountID: a.ID, Kind: kind, IssuedAt: now, ExpiresAt: c.ExpiresAt}
+	return Issued{Token: tok, ExpiresAt: c.ExpiresAt, JTI: jti}, rec, nil
 }
 
 // validated is a token that passed every check.
@@ -536,11 +547,15 @@ func (s *Service) JWKS() token.JWKSet {
 	return token.JWKSFor(keys)
 }
 
-// Prune deletes expired token records and inactive keys older than the
-// longest token lifetime (nothing they signed can still be valid).
+// Prune deletes expired token records, expired SSO codes and inactive keys
+// older than the longest token lifetime (nothing they signed can still be
+// valid).
 func (s *Service) Prune(ctx context.Context) error {
 	now := s.now()
 	if _, err := s.st.PruneTokens(ctx, now); err != nil {
+		return err
+	}
+	if _, err := s.st.PruneSSOCodes(ctx, now); err != nil {
 		return err
 	}
 	maxTTL := max(s.cfg.HumanTTL, s.cfg.SystemTTL)

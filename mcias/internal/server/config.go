@@ -22,6 +22,11 @@ type Config struct {
 	Tokens   TokensConfig    `toml:"tokens"`
 	Argon2   Argon2Config    `toml:"argon2"`
 	Throttle ThrottleConfig  `toml:"throttle"`
+	// WebAuthn configures passkeys (see web.go); empty means off.
+	WebAuthn WebAuthnConfig `toml:"webauthn"`
+	// SSOClients are the web UIs allowed to log users in through
+	// /sso/authorize (see sso.go).
+	SSOClients []SSOClient `toml:"sso_clients"`
 }
 
 // TokensConfig is the [tokens] section.
@@ -56,6 +61,9 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	if _, err := c.Identity(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := validateSSOClients(c.SSOClients); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return &c, nil

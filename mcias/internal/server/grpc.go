@@ -38,6 +38,7 @@ func methodMaps() grpcserver.MethodMaps {
 			mciasv1.AuthService_Login_FullMethodName,
 			mciasv1.AuthService_ValidateToken_FullMethodName,
 			mciasv1.KeyService_GetJWKS_FullMethodName,
+			mciasv1.SSOService_ExchangeCode_FullMethodName,
 		),
 		AuthRequired: set(
 			mciasv1.AuthService_Renew_FullMethodName,
@@ -63,6 +64,9 @@ func methodMaps() grpcserver.MethodMaps {
 			mciasv1.PolicyService_DeletePolicy_FullMethodName,
 			mciasv1.KeyService_ListKeys_FullMethodName,
 			mciasv1.KeyService_RotateKey_FullMethodName,
+			mciasv1.PasskeyService_ListPasskeys_FullMethodName,
+			mciasv1.PasskeyService_RenamePasskey_FullMethodName,
+			mciasv1.PasskeyService_DeletePasskey_FullMethodName,
 		),
 		AdminRequired: set(snapshot.FullMethod),
 	}
@@ -91,6 +95,8 @@ func NewGRPC(cfg *Config, svc *identity.Service, st *store.Store, check health.C
 	mciasv1.RegisterAccountServiceServer(g, accountGRPC{grpcHandlers: h})
 	mciasv1.RegisterPolicyServiceServer(g, policyGRPC{grpcHandlers: h})
 	mciasv1.RegisterKeyServiceServer(g, keyGRPC{grpcHandlers: h})
+	registerSSO(g, cfg, h)
+	registerPasskeys(g, h)
 	snapshot.Register(g, snapshot.NewServer(st.DB(), "", ServiceName))
 	return srv, nil
 }

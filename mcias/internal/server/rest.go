@@ -46,7 +46,9 @@ func (h *REST) Handler() http.Handler {
 	r.Post("/v1/auth/login", h.login)
 	r.Post("/v1/token/validate", h.validate)
 
-	authed := auth.Middleware(h.svc, auth.MiddlewareOptions{})
+	// The JSON API has no CSRF protection, so it takes bearer tokens only:
+	// the web UI's session cookie (same host) must not act here.
+	authed := auth.Middleware(h.svc, auth.MiddlewareOptions{BearerOnly: true})
 	r.Group(func(r chi.Router) {
 		r.Use(authed)
 		r.Post("/v1/auth/renew", h.renew)
@@ -73,6 +75,8 @@ func (h *REST) Handler() http.Handler {
 		r.Get("/v1/keys", h.listKeys)
 		r.Post("/v1/keys/rotate", h.rotateKey)
 	})
+	h.mountSSO(r)
+	h.mountWeb(r)
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeErr(w, http.StatusNotFound, "no such endpoint") })
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
@@ -205,7 +209,7 @@ func (h *REST) jwks(w http.ResponseWriter, _ *http.Request) {
 }
 
 func bearer(r *http.Request) string {
-	tok, _ := auth.TokenFromRequest(r, "")
+	tok, _ := auth.BearerToken(r.Header.Get("Authorization"))
 	return tok
 }
 

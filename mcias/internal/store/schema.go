@@ -21,10 +21,12 @@ func exec(stmts ...string) func(context.Context, *sql.Tx) error {
 // migrations is the MCIAS schema history, in version order; append only.
 var migrations = []db.Migration{
 	migrationInitial,
+	migrationPasskeys,
+	migrationSSO,
 }
 
 var migrationInitial = db.Migration{Version: 1, Name: "initial schema", Up: exec(
-		`CREATE TABLE accounts (
+	`CREATE TABLE accounts (
 			id             TEXT PRIMARY KEY,
 			username       TEXT NOT NULL UNIQUE COLLATE NOCASE,
 			account_type   TEXT NOT NULL CHECK (account_type IN ('human', 'system')),
@@ -36,20 +38,20 @@ var migrationInitial = db.Migration{Version: 1, Name: "initial schema", Up: exec
 			created_at     TEXT NOT NULL,
 			updated_at     TEXT NOT NULL
 		)`,
-		`CREATE TABLE account_roles (
+	`CREATE TABLE account_roles (
 			account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
 			role       TEXT NOT NULL CHECK (role IN ('admin', 'user', 'guest')),
 			PRIMARY KEY (account_id, role)
 		)`,
-		`CREATE TABLE signing_keys (
+	`CREATE TABLE signing_keys (
 			kid         TEXT PRIMARY KEY,
 			private_key BLOB NOT NULL,
 			public_key  BLOB NOT NULL,
 			created_at  TEXT NOT NULL,
 			active      INTEGER NOT NULL DEFAULT 0
 		)`,
-		`CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(active) WHERE active = 1`,
-		`CREATE TABLE tokens (
+	`CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys(active) WHERE active = 1`,
+	`CREATE TABLE tokens (
 			jti        TEXT PRIMARY KEY,
 			account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
 			kind       TEXT NOT NULL CHECK (kind IN ('login', 'renew', 'system', 'sso')),
@@ -57,9 +59,9 @@ var migrationInitial = db.Migration{Version: 1, Name: "initial schema", Up: exec
 			expires_at TEXT NOT NULL,
 			revoked_at TEXT
 		)`,
-		`CREATE INDEX tokens_account ON tokens(account_id)`,
-		`CREATE INDEX tokens_expires ON tokens(expires_at)`,
-		`CREATE TABLE policies (
+	`CREATE INDEX tokens_account ON tokens(account_id)`,
+	`CREATE INDEX tokens_expires ON tokens(expires_at)`,
+	`CREATE TABLE policies (
 			id            INTEGER PRIMARY KEY AUTOINCREMENT,
 			priority      INTEGER NOT NULL,
 			effect        TEXT NOT NULL CHECK (effect IN ('allow', 'deny')),
@@ -70,10 +72,10 @@ var migrationInitial = db.Migration{Version: 1, Name: "initial schema", Up: exec
 			required_tags TEXT NOT NULL DEFAULT '[]',
 			description   TEXT NOT NULL DEFAULT ''
 		)`,
-		`CREATE TABLE recovery_codes (
+	`CREATE TABLE recovery_codes (
 			account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
 			code_hash  TEXT NOT NULL,
 			used_at    TEXT,
 			PRIMARY KEY (account_id, code_hash)
 		)`,
-	)}
+)}
