@@ -60,7 +60,14 @@ level = "info"
 
 [tokens]
 issuer = %q
-`, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, "https://"+host)
+
+# Passkeys in the local web UI: browse to https://localhost:%d (the seed CA
+# must be trusted by the browser); WebAuthn needs a host name, not an IP.
+[webauthn]
+rp_id = "localhost"
+rp_display_name = "Metacircular (local)"
+rp_origins = ["https://localhost:%d"]
+`, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, "https://"+host, httpsPort, httpsPort)
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
@@ -83,7 +90,10 @@ issuer = %q
 		Health: HealthCheck{
 			URL: url + "/v1/health",
 		},
-		Endpoints: map[string]string{"https": url, "grpc": grpcAddr, "ca": env.CA.CertPath()},
+		Endpoints: map[string]string{
+			"https": url, "grpc": grpcAddr, "ca": env.CA.CertPath(),
+			"web": "https://localhost:" + strconv.Itoa(httpsPort) + "/",
+		},
 	}, nil
 }
 

@@ -196,30 +196,7 @@ func TestMCATAgainstMCIAS(t *testing.T) {
 	t.Cleanup(tr.CloseIdleConnections)
 	plain := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
-	mciasAddr := freeAddr(t)
-	mciasCfg := filepath.Join(dir, "mcias.toml")
-	writeFile(t, mciasCfg, fmt.Sprintf(`[server]
-listen_addr = %q
-tls_cert = %q
-tls_key = %q
-[database]
-path = %q
-[argon2]
-memory_kib = 8192
-iterations = 1
-parallelism = 1
-[throttle]
-account_failures = 3
-ip_failures = 1000
-`, mciasAddr, mciasCert.CertPath, mciasCert.KeyPath, filepath.Join(dir, "mcias.db")))
-	pwFile := filepath.Join(dir, "admin-password")
-	writeFile(t, pwFile, adminPassword)
-	if out, err := exec.Command(filepath.Join(bin, "mcias"), "--config", mciasCfg, "init", "--password-file", pwFile).CombinedOutput(); err != nil {
-		t.Fatalf("mcias init: %v\n%s", err, out)
-	}
-	mcias := startProcess(t, "mcias", filepath.Join(bin, "mcias"), "--config", mciasCfg, "server")
-	mciasURL := "https://" + mciasAddr
-	waitHealthy(t, plain, mcias, mciasURL+"/v1/health")
+	mciasURL, mcias := startMCIAS(t, bin, dir, mciasCert, plain)
 
 	// Accounts and policy, through the public Go client.
 	ctx := t.Context()
@@ -334,6 +311,38 @@ service_name = "mcat"
 			t.Fatal("a password or recovery code reached a log")
 		}
 	}
+}
+
+// startMCIAS writes a config with fast Argon2 parameters and a throttle of
+// three failures, runs "mcias init" with adminPassword and serves until the
+// test ends; it returns the HTTPS base URL once healthy, and the process.
+func startMCIAS(t *testing.T, bin, dir string, cert seedpki.Issued, plain *http.Client) (string, *process) {
+	t.Helper()
+	mciasAddr := freeAddr(t)
+	mciasCfg := filepath.Join(dir, "mcias.toml")
+	writeFile(t, mciasCfg, fmt.Sprintf(`[server]
+listen_addr = %q
+tls_cert = %q
+tls_key = %q
+[database]
+path = %q
+[argon2]
+memory_kib = 8192
+iterations = 1
+parallelism = 1
+[throttle]
+account_failures = 3
+ip_failures = 1000
+`, mciasAddr, cert.CertPath, cert.KeyPath, filepath.Join(dir, "mcias.db")))
+	pwFile := filepath.Join(dir, "admin-password")
+	writeFile(t, pwFile, adminPassword)
+	if out, err := exec.Command(filepath.Join(bin, "mcias"), "--config", mciasCfg, "init", "--password-file", pwFile).CombinedOutput(); err != nil {
+		t.Fatalf("mcias init: %v\n%s", err, out)
+	}
+	mcias := startProcess(t, "mcias", filepath.Join(bin, "mcias"), "--config", mciasCfg, "server")
+	mciasURL := "https://" + mciasAddr
+	waitHealthy(t, plain, mcias, mciasURL+"/v1/health")
+	return mciasURL, mcias
 }
 
 func writeFile(t *testing.T, path, body string) {
