@@ -9,6 +9,8 @@
 #   mcias  a real MCIAS on loopback: token validations/s and logins/s with
 #          the default Argon2id cost (bench/mcias; BENCH_DURATION, default
 #          10s per measurement)
+#   mcns   MCNS's DNS server against knot and unbound serving the same zone,
+#          with dnsperf (bench/mcns/run.sh; BENCH_DURATION, at most 15s)
 #
 # Service benchmarks against real peers (haproxy/caddy for mc-proxy,
 # knot/unbound for MCNS, ...) are added beside this script by the issues
@@ -38,16 +40,23 @@ bench_mcias() {
 	go run ./bench/mcias -duration "${BENCH_DURATION:-10s}" -out bench/results
 }
 
+bench_mcns() {
+	# bench/mcns/run.sh installs dnsperf and the peers if missing and writes
+	# its own result file (mcns-<stamp>.txt) with commands, commit and ratios.
+	bench/mcns/run.sh
+}
+
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-	targets=(go mcias)
+	targets=(go mcias mcns)
 fi
 for t in "${targets[@]}"; do
 	case $t in
 	go) bench_go ;;
 	mcias) bench_mcias ;;
+	mcns) bench_mcns ;;
 	*)
-		echo "bench/run.sh: unknown benchmark $t (known: go, mcias)" >&2
+		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns)" >&2
 		exit 2
 		;;
 	esac

@@ -6,6 +6,8 @@ package launcher
 func Platform() []Service {
 	return []Service{
 		MCIAS,
-		// Metacrypt, mc-proxy, MCR, MCNS and MCP join here as they land.
+		// Metacrypt, mc-proxy and MCR join here, before MCNS, as they land.
+		MCNS,
+		// MCP joins here.
 	}
 }

@@ -10,11 +10,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"git.metacircular.net/metacircular/mcdsl/atomicfile"
 	"git.metacircular.net/metacircular/mcdsl/db"
 	"git.metacircular.net/metacircular/mcdsl/logging"
 	"git.metacircular.net/metacircular/mcdsl/snapshot"
@@ -46,7 +49,7 @@ func root() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", "/srv/mcias/mcias.toml", "configuration file")
 	load := func() (*server.Config, error) { return server.LoadConfig(cfgPath) }
-	cmd.AddCommand(serverCmd(load), initCmd(load), statusCmd(load), snapshotCmd(load), recoverCmd(load))
+	cmd.AddCommand(serverCmd(load), initCmd(load), statusCmd(load), snapshotCmd(load), recoverCmd(load), systemAccountCmd(load))
 	return cmd
 }
 
@@ -319,5 +322,69 @@ Stop the server first or run it beside the server: both are safe with SQLite.`,
 		},
 	}
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the new password")
+	return cmd
+}
+
+func systemAccountCmd(load func() (*server.Config, error)) *cobra.Command {
+	var tokenFile string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "system-account NAME",
+		Short: "Offline: make sure system account NAME exists and write a fresh token for it (needs the database file)",
+		Long: `system-account works directly on the database, for provisioning without an
+admin login (the local launcher uses it for mcp-agent). It creates the
+system account NAME if it does not exist, issues it a new system token
+(--ttl, default the configured system_ttl) and writes the token to
+--token-file with mode 0600, replacing the file atomically. The token is
+never printed. Older tokens of the account stay valid; revoke them with
+mciasctl. Safe to run beside a running server.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tokenFile == "" {
+				return errors.New("--token-file is required")
+			}
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			icfg, err := cfg.Identity()
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(cfg.Database.Path); err != nil {
+				return fmt.Errorf("database %s: %w (run mcias init)", cfg.Database.Path, err)
+			}
+			ctx := cmd.Context()
+			st, err := store.Open(ctx, cfg.Database.Path, logging.Discard())
+			if err != nil {
+				return err
+			}
+			defer func() { _ = st.Close() }()
+			svc, err := identity.New(ctx, st, icfg, logging.Discard())
+			if err != nil {
+				return err
+			}
+			created, iss, err := svc.EnsureSystemAccount(ctx, args[0], ttl)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(tokenFile), 0o700); err != nil {
+				return fmt.Errorf("token file: %w", err)
+			}
+			if err := atomicfile.Write(tokenFile, []byte(iss.Token+"\n"), 0o600); err != nil {
+				return fmt.Errorf("token file: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			if created {
+				fmt.Fprintf(out, "created system account %q\n", args[0])
+			} else {
+				fmt.Fprintf(out, "system account %q exists\n", args[0])
+			}
+			fmt.Fprintf(out, "token written to %s (expires %s)\n", tokenFile, iss.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file to write the token to (mode 0600; required)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "token lifetime (default: the configured system_ttl, 365 days)")
 	return cmd
 }

@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"git.metacircular.net/metacircular/mcias/internal/identity"
+	"git.metacircular.net/metacircular/mcias/internal/server"
+	"git.metacircular.net/metacircular/mcias/internal/store"
 )
 
 // TestOfflineCommands runs the built binary the way an operator does:
@@ -67,6 +71,40 @@ parallelism = 1
 	if out, err = run("recover-admin", "ops", "--password-file", filepath.Join(dir, "missing")); err == nil {
 		t.Fatalf("recover-admin with a missing password file succeeded: %s", out)
 	}
+	tokFile := filepath.Join(dir, "agent", "mcp-agent.token")
+	out, err = run("system-account", "mcp-agent", "--token-file", tokFile)
+	if err != nil || !strings.Contains(out, `created system account "mcp-agent"`) || !strings.Contains(out, "token written to "+tokFile) {
+		t.Fatalf("system-account: %v\n%s", err, out)
+	}
+	first := checkSystemToken(t, cfg, tokFile, "mcp-agent")
+	if strings.Contains(out, first) {
+		t.Fatal("system-account printed the token")
+	}
+	out, err = run("system-account", "mcp-agent", "--token-file", tokFile)
+	if err != nil || !strings.Contains(out, `system account "mcp-agent" exists`) {
+		t.Fatalf("second system-account: %v\n%s", err, out)
+	}
+	if second := checkSystemToken(t, cfg, tokFile, "mcp-agent"); second == first {
+		t.Fatal("second system-account did not write a fresh token")
+	}
+	for _, bad := range [][]string{
+		{"system-account", "ops", "--token-file", filepath.Join(dir, "ops.token")}, // a human admin
+		{"system-account", "Bad Name", "--token-file", filepath.Join(dir, "bad.token")},
+		{"system-account", "mcp-agent"}, // no --token-file
+	} {
+		if out, err := run(bad...); err == nil {
+			t.Fatalf("%v succeeded: %s", bad, out)
+		}
+	}
+	for _, f := range []string{"ops.token", "bad.token"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("%s written by a failed system-account", f)
+		}
+	}
+	out, err = run("status", "--json")
+	if err != nil || json.Unmarshal([]byte(out), &sum) != nil || sum.System != 1 {
+		t.Fatalf("status after system-account: %v %s", err, out)
+	}
 	out, err = run("snapshot", "--json")
 	if err != nil {
 		t.Fatalf("snapshot: %v\n%s", err, out)
@@ -88,4 +126,47 @@ parallelism = 1
 	if err == nil || !strings.Contains(string(raw), `unknown key "tokens.human_tll"`) {
 		t.Fatalf("typo in config: %v %s", err, raw)
 	}
+}
+
+// checkSystemToken checks that path is a 0600 file holding a token MCIAS
+// accepts for the system account name, and returns the token.
+func checkSystemToken(t *testing.T, cfgPath, path, name string) string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(raw))
+	cfg, err := server.LoadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	icfg, err := cfg.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), cfg.Database.Path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := identity.New(t.Context(), st, icfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := svc.ValidateToken(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("token in %s: %v", path, err)
+	}
+	if id.Username != name || !id.IsSystem() {
+		t.Fatalf("token in %s is for %s (%s), want system account %s", path, id.Username, id.AccountType, name)
+	}
+	return tok
 }

@@ -589,3 +589,42 @@ func (s *Service) RecoverAdmin(ctx context.Context, username, pw string) (addedR
 	}
 	return true, nil
 }
+
+// EnsureSystemAccount is the offline provisioning path for an operator (or
+// the local launcher) with access to the database file (the "mcias
+// system-account" command, never an API): it creates the system account
+// username if it does not exist and issues it a fresh system token with
+// the given lifetime (0: the configured system_ttl). An existing account
+// must be an active system account; its older tokens stay valid. created
+// reports whether the account was new.
+func (s *Service) EnsureSystemAccount(ctx context.Context, username string, ttl time.Duration) (created bool, iss Issued, err error) {
+	if ttl <= 0 {
+		ttl = s.cfg.SystemTTL
+	}
+	if ttl > s.cfg.SystemTTL {
+		return false, Issued{}, invalid("ttl %s exceeds the maximum %s", ttl, s.cfg.SystemTTL)
+	}
+	a, err := s.st.GetAccountByUsername(ctx, username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if _, err := s.createAccount(ctx, CreateAccountRequest{Username: username, AccountType: auth.AccountSystem}, "mcias system-account"); err != nil {
+			return false, Issued{}, err
+		}
+		if a, err = s.st.GetAccountByUsername(ctx, username); err != nil {
+			return false, Issued{}, err
+		}
+		created = true
+	case err != nil:
+		return false, Issued{}, err
+	case a.Type != auth.AccountSystem:
+		return false, Issued{}, invalid("%s is a %s account, not a system account", username, a.Type)
+	case a.Status != store.StatusActive:
+		return false, Issued{}, invalid("system account %s is disabled", username)
+	}
+	iss, err = s.issue(ctx, a, store.KindSystem, ttl)
+	if err != nil {
+		return false, Issued{}, err
+	}
+	s.logger.Info("system token issued", "account", a.Username, "by", "mcias system-account", "expires_at", iss.ExpiresAt)
+	return created, iss, nil
+}

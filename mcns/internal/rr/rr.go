@@ -113,16 +113,22 @@ func Validate(zone string, defTTL uint32, r *store.Record) error {
 		return invalid("name: a CNAME cannot be at the zone apex (the apex has SOA and NS)")
 	}
 	value := strings.TrimSpace(r.Value)
-	if value == "" || len(value) > 4000 || strings.ContainsAny(value, "\n\r;") && r.Type != "TXT" {
+	if value == "" || len(value) > 4000 || strings.ContainsAny(value, "\n\r") || strings.Contains(value, ";") && r.Type != "TXT" {
 		return invalid("value: %q is not a valid %s value", r.Value, r.Type)
 	}
 	if r.Type == "TXT" && !strings.HasPrefix(value, `"`) {
 		// Plain text is one string; quote it so spaces survive.
 		value = quoteTXT(value)
 	}
-	parsed, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, value))
-	if err != nil || parsed == nil {
+	// Parse with the zone as origin, so a target written without a trailing
+	// dot ("www") means "www.<zone>" as it would in a zone file.
+	zp := dns.NewZoneParser(strings.NewReader(fmt.Sprintf("%s %d IN %s %s\n", r.Name, r.TTL, r.Type, value)), zone, "")
+	parsed, ok := zp.Next()
+	if !ok || zp.Err() != nil || parsed == nil {
 		return invalid("value: %q is not a valid %s value", r.Value, r.Type)
+	}
+	if _, more := zp.Next(); more {
+		return invalid("value: %q holds more than one record", r.Value)
 	}
 	if err := checkParsed(parsed); err != nil {
 		return err

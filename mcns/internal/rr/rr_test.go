@@ -21,6 +21,8 @@ func TestValidate(t *testing.T) {
 		{"_https._tcp", "SRV", "10 5 443 mcias.svc.mcp.metacircular.net.", "_https._tcp.svc.mcp.metacircular.net.", "10 5 443 mcias.svc.mcp.metacircular.net."},
 		{"note", "TXT", "hello world", "note.svc.mcp.metacircular.net.", `"hello world"`},
 		{"*", "A", "10.0.0.9", "*.svc.mcp.metacircular.net.", "10.0.0.9"},
+		{"alias", "CNAME", "www", "alias.svc.mcp.metacircular.net.", "www.svc.mcp.metacircular.net."},
+		{"@", "MX", "20 mail", zone, "20 mail.svc.mcp.metacircular.net."},
 	} {
 		r := store.Record{Name: tc.name, Type: tc.typ, Value: tc.value}
 		if err := Validate(zone, 300, &r); err != nil {
@@ -47,6 +49,7 @@ func TestValidate(t *testing.T) {
 		{"@", "CNAME", "elsewhere.example."},
 		{"x", "A", ""},
 		{"x", "A", "10.0.0.1; injected"},
+		{"x", "TXT", "line one\n$INCLUDE /etc/passwd"},
 	} {
 		r := store.Record{Name: tc.name, Type: tc.typ, Value: tc.value}
 		if err := Validate(zone, 300, &r); !errors.Is(err, store.ErrInvalid) {
