@@ -5,105 +5,41 @@
 package client
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
-	"git.metacircular.net/metacircular/mcdsl/auth"
-	"git.metacircular.net/metacircular/mcdsl/tlsutil"
+	"git.metacircular.net/metacircular/mcdsl/restclient"
 )
 
-// Error is an error answer from MCNS.
-type Error struct {
-	Status  int
-	Message string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+// Error is an error answer from the server.
+type Error = restclient.Error
 
 // StatusOf returns the HTTP status of an *Error, or 0.
-func StatusOf(err error) int {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Status
-	}
-	return 0
-}
+func StatusOf(err error) int { return restclient.StatusOf(err) }
 
 // Client calls one MCNS server.
 type Client struct {
-	base  string
-	http  *http.Client
-	token string
+	rc *restclient.Client
 }
 
 // New returns a client for server (https://host:port) trusting caFile (or
-// the system roots when empty), authenticating with an MCIAS token.
+// the system roots when empty); token may be empty until it is set.
 func New(server, caFile, token string) (*Client, error) {
-	u, err := url.Parse(server)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("mcns client: server %q must be an https:// URL", server)
-	}
-	tlsCfg, err := tlsutil.ClientConfig(caFile)
+	rc, err := restclient.New("mcns", server, caFile, token)
 	if err != nil {
-		return nil, fmt.Errorf("mcns client: %w", err)
+		return nil, err
 	}
-	return &Client{
-		base:  strings.TrimRight(server, "/"),
-		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}},
-		token: token,
-	}, nil
+	return &Client{rc: rc}, nil
 }
 
-// SetToken sets the bearer token used for every call.
-func (c *Client) SetToken(tok string) { c.token = tok }
+// SetToken sets the bearer token used for authenticated calls.
+func (c *Client) SetToken(tok string) { c.rc.SetToken(tok) }
 
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req) //nolint:gosec // the operator names the MCNS server
-	if err != nil {
-		return fmt.Errorf("mcns %s %s: %w", method, path, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("mcns %s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		return &Error{Status: resp.StatusCode, Message: auth.ErrorMessage(data)}
-	}
-	if out == nil || len(data) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("mcns %s %s: decode answer: %w", method, path, err)
-	}
-	return nil
+	return c.rc.Do(ctx, method, path, body, out)
 }
 
 func esc(s string) string { return url.PathEscape(s) }

@@ -5,7 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 
-	"google.golang.org/grpc/codes"
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
+
 	"google.golang.org/grpc/status"
 
 	"git.metacircular.net/metacircular/mcias/internal/identity"
@@ -43,22 +44,5 @@ func grpcStatus(logger *slog.Logger, err error) error {
 	if code == http.StatusInternalServerError {
 		logger.Error("internal error", "error", err)
 	}
-	var c codes.Code
-	switch code {
-	case http.StatusUnauthorized:
-		c = codes.Unauthenticated
-	case http.StatusForbidden:
-		c = codes.PermissionDenied
-	case http.StatusTooManyRequests:
-		c = codes.ResourceExhausted
-	case http.StatusNotFound:
-		c = codes.NotFound
-	case http.StatusConflict:
-		c = codes.AlreadyExists
-	case http.StatusBadRequest:
-		c = codes.InvalidArgument
-	default:
-		c = codes.Internal
-	}
-	return status.Error(c, msg)
+	return status.Error(jsonapi.GRPCCode(code), msg)
 }

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
 
 	"github.com/go-chi/chi/v5"
 
@@ -18,9 +19,6 @@ import (
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 	"git.metacircular.net/metacircular/mcias/internal/policy"
 )
-
-// maxBody bounds every JSON request body.
-const maxBody = 64 << 10
 
 // REST serves the MCIAS REST API.
 type REST struct {
@@ -77,22 +75,13 @@ func (h *REST) Handler() http.Handler {
 	})
 	h.mountSSO(r)
 	h.mountWeb(r)
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeErr(w, http.StatusNotFound, "no such endpoint") })
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		jsonapi.Error(w, http.StatusNotFound, "no such endpoint")
+	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
+		jsonapi.Error(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
 	return r
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 func (h *REST) fail(w http.ResponseWriter, err error) {
@@ -103,21 +92,12 @@ func (h *REST) fail(w http.ResponseWriter, err error) {
 	if code == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "60")
 	}
-	writeErr(w, code, msg)
+	jsonapi.Error(w, code, msg)
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, and the size is bounded.
+// decode reads a JSON body strictly (jsonapi.Decode); bad input maps to 400.
 func decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("%w: request body: %v", identity.ErrInvalid, err) //nolint:errorlint // the decode error is shown, not matched
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: request body: trailing data after the JSON object", identity.ErrInvalid)
-	}
-	return nil
+	return jsonapi.Decode(w, r, dst, identity.ErrInvalid)
 }
 
 func caller(r *http.Request) *auth.Identity {
@@ -169,7 +149,7 @@ func (h *REST) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, iss)
+	jsonapi.Write(w, http.StatusOK, iss)
 }
 
 func (h *REST) validate(w http.ResponseWriter, r *http.Request) {
@@ -182,14 +162,14 @@ func (h *REST) validate(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := h.svc.ValidateToken(r.Context(), b.Token)
 	if errors.Is(err, identity.ErrInvalidToken) {
-		writeJSON(w, http.StatusOK, map[string]bool{"valid": false})
+		jsonapi.Write(w, http.StatusOK, map[string]bool{"valid": false})
 		return
 	}
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, validResponse{Valid: true, Subject: id.Subject, Username: id.Username,
+	jsonapi.Write(w, http.StatusOK, validResponse{Valid: true, Subject: id.Subject, Username: id.Username,
 		AccountType: id.AccountType, Roles: id.Roles, ExpiresAt: id.ExpiresAt})
 }
 
@@ -219,7 +199,7 @@ func (h *REST) renew(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, iss)
+	jsonapi.Write(w, http.StatusOK, iss)
 }
 
 func (h *REST) logout(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +212,7 @@ func (h *REST) logout(w http.ResponseWriter, r *http.Request) {
 
 func (h *REST) whoami(w http.ResponseWriter, r *http.Request) {
 	c := caller(r)
-	writeJSON(w, http.StatusOK, validResponse{Valid: true, Subject: c.Subject, Username: c.Username,
+	jsonapi.Write(w, http.StatusOK, validResponse{Valid: true, Subject: c.Subject, Username: c.Username,
 		AccountType: c.AccountType, Roles: c.Roles, ExpiresAt: c.ExpiresAt})
 }
 
@@ -257,7 +237,7 @@ func (h *REST) listAccounts(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"accounts": list})
+	jsonapi.Write(w, http.StatusOK, map[string]any{"accounts": list})
 }
 
 func (h *REST) createAccount(w http.ResponseWriter, r *http.Request) {
@@ -271,7 +251,7 @@ func (h *REST) createAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, a)
+	jsonapi.Write(w, http.StatusCreated, a)
 }
 
 func (h *REST) getAccount(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +265,7 @@ func (h *REST) getAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	jsonapi.Write(w, http.StatusOK, a)
 }
 
 func (h *REST) updateAccount(w http.ResponseWriter, r *http.Request) {
@@ -308,7 +288,7 @@ func (h *REST) update(w http.ResponseWriter, r *http.Request, b identity.UpdateA
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	jsonapi.Write(w, http.StatusOK, a)
 }
 
 func (h *REST) setRoles(w http.ResponseWriter, r *http.Request) {
@@ -392,7 +372,7 @@ func (h *REST) issueSystemToken(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, iss)
+	jsonapi.Write(w, http.StatusOK, iss)
 }
 
 func (h *REST) listTokens(w http.ResponseWriter, r *http.Request) {
@@ -406,7 +386,7 @@ func (h *REST) listTokens(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": list})
+	jsonapi.Write(w, http.StatusOK, map[string]any{"tokens": list})
 }
 
 func (h *REST) enrollTOTP(w http.ResponseWriter, r *http.Request) {
@@ -420,7 +400,7 @@ func (h *REST) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, e)
+	jsonapi.Write(w, http.StatusOK, e)
 }
 
 type codeBody struct {
@@ -443,7 +423,7 @@ func (h *REST) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+	jsonapi.Write(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 }
 
 func (h *REST) disableTOTP(w http.ResponseWriter, r *http.Request) {
@@ -480,7 +460,7 @@ func (h *REST) listPolicies(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"policies": list})
+	jsonapi.Write(w, http.StatusOK, map[string]any{"policies": list})
 }
 
 func (h *REST) createPolicy(w http.ResponseWriter, r *http.Request) {
@@ -495,7 +475,7 @@ func (h *REST) createPolicy(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, out)
+	jsonapi.Write(w, http.StatusCreated, out)
 }
 
 func (h *REST) getPolicy(w http.ResponseWriter, r *http.Request) {
@@ -509,7 +489,7 @@ func (h *REST) getPolicy(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonapi.Write(w, http.StatusOK, out)
 }
 
 func (h *REST) updatePolicy(w http.ResponseWriter, r *http.Request) {
@@ -529,7 +509,7 @@ func (h *REST) updatePolicy(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	jsonapi.Write(w, http.StatusOK, out)
 }
 
 func (h *REST) deletePolicy(w http.ResponseWriter, r *http.Request) {
@@ -551,7 +531,7 @@ func (h *REST) listKeys(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	jsonapi.Write(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func (h *REST) rotateKey(w http.ResponseWriter, r *http.Request) {
@@ -560,5 +540,5 @@ func (h *REST) rotateKey(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, k)
+	jsonapi.Write(w, http.StatusOK, k)
 }

@@ -24,8 +24,17 @@ type Listeners struct {
 	HTTP, GRPC net.Listener
 }
 
-// Run serves MCIAS until ctx is cancelled.
+// Run serves MCIAS until ctx is cancelled. A cancellation that arrives while it is
+// still starting is a clean stop, not an error.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
+	err := run(ctx, cfg, logger, ls)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
 	icfg, err := cfg.Identity()
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
+
 	"github.com/go-chi/chi/v5"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
@@ -227,7 +229,7 @@ func (h *REST) ssoToken(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, iss)
+	jsonapi.Write(w, http.StatusOK, iss)
 }
 
 var ssoPageTmpl = template.Must(template.New("sso").Parse(`<!doctype html>

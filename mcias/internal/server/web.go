@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
+
 	"github.com/go-chi/chi/v5"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
@@ -103,7 +105,7 @@ func (h *REST) mountWeb(r chi.Router) {
 // enabled answers 404 when passkeys are not configured.
 func (a webAPI) enabled(w http.ResponseWriter) bool {
 	if a.passkeys == nil {
-		writeErr(w, http.StatusNotFound, "passkeys are not enabled on this server (no [webauthn] rp_id)")
+		jsonapi.Error(w, http.StatusNotFound, "passkeys are not enabled on this server (no [webauthn] rp_id)")
 		return false
 	}
 	return true
@@ -133,7 +135,7 @@ func takeCeremony(w http.ResponseWriter, r *http.Request) string {
 // readBody reads a bounded request body as is (a PublicKeyCredential in
 // JSON, which browsers may extend with members the server does not know).
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, jsonapi.MaxBody))
 	if err != nil {
 		return nil, fmt.Errorf("%w: request body: %v", identity.ErrInvalid, err) //nolint:errorlint // shown, not matched
 	}
@@ -152,7 +154,7 @@ func (a webAPI) registerBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setCeremony(w, id)
-	writeJSON(w, http.StatusOK, opts)
+	jsonapi.Write(w, http.StatusOK, opts)
 }
 
 // registerFinish is POST /v1/webauthn/register/finish
@@ -175,7 +177,7 @@ func (a webAPI) registerFinish(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, info)
+	jsonapi.Write(w, http.StatusCreated, info)
 }
 
 // loginBegin is POST /v1/webauthn/login/begin: options for
@@ -190,7 +192,7 @@ func (a webAPI) loginBegin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setCeremony(w, id)
-	writeJSON(w, http.StatusOK, opts)
+	jsonapi.Write(w, http.StatusOK, opts)
 }
 
 // loginFinish is POST /v1/webauthn/login/finish (PublicKeyCredential) →
@@ -211,7 +213,7 @@ func (a webAPI) loginFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mcweb.SetSession(w, "", iss.Token, iss.ExpiresAt)
-	writeJSON(w, http.StatusOK, iss)
+	jsonapi.Write(w, http.StatusOK, iss)
 }
 
 // listPasskeys is GET /v1/accounts/{id}/passkeys.
@@ -226,7 +228,7 @@ func (a webAPI) listPasskeys(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"passkeys": list})
+	jsonapi.Write(w, http.StatusOK, map[string]any{"passkeys": list})
 }
 
 // renamePasskey is PATCH /v1/accounts/{id}/passkeys/{credential} {"name"}.
@@ -248,7 +250,7 @@ func (a webAPI) renamePasskey(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	jsonapi.Write(w, http.StatusOK, info)
 }
 
 // deletePasskey is DELETE /v1/accounts/{id}/passkeys/{credential}.

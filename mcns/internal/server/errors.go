@@ -5,7 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 
-	"google.golang.org/grpc/codes"
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
+
 	"google.golang.org/grpc/status"
 
 	"git.metacircular.net/metacircular/mcns/internal/records"
@@ -36,18 +37,5 @@ func grpcStatus(logger *slog.Logger, err error) error {
 	if code == http.StatusInternalServerError {
 		logger.Error("internal error", "error", err)
 	}
-	c := codes.Internal
-	switch code {
-	case http.StatusUnauthorized:
-		c = codes.Unauthenticated
-	case http.StatusForbidden:
-		c = codes.PermissionDenied
-	case http.StatusNotFound:
-		c = codes.NotFound
-	case http.StatusConflict:
-		c = codes.AlreadyExists
-	case http.StatusBadRequest:
-		c = codes.InvalidArgument
-	}
-	return status.Error(c, msg)
+	return status.Error(jsonapi.GRPCCode(code), msg)
 }

@@ -1,13 +1,12 @@
 package server
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
 
 	"github.com/go-chi/chi/v5"
 
@@ -16,9 +15,6 @@ import (
 	"git.metacircular.net/metacircular/mcns/internal/records"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
-
-// maxBody bounds every JSON request body.
-const maxBody = 64 << 10
 
 // REST serves the MCNS record API.
 type REST struct {
@@ -55,22 +51,13 @@ func (h *REST) Handler() http.Handler {
 		r.Put("/v1/zones/{zone}/records/{id}", h.updateRecord)
 		r.Delete("/v1/zones/{zone}/records/{id}", h.deleteRecord)
 	})
-	r.NotFound(func(w http.ResponseWriter, _ *http.Request) { writeErr(w, http.StatusNotFound, "no such endpoint") })
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		jsonapi.Error(w, http.StatusNotFound, "no such endpoint")
+	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
-		writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
+		jsonapi.Error(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
 	return r
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
 }
 
 func (h *REST) fail(w http.ResponseWriter, err error) {
@@ -78,21 +65,12 @@ func (h *REST) fail(w http.ResponseWriter, err error) {
 	if code == http.StatusInternalServerError {
 		h.logger.Error("internal error", "error", err)
 	}
-	writeErr(w, code, msg)
+	jsonapi.Error(w, code, msg)
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, and the size is bounded.
+// decode reads a JSON body strictly (jsonapi.Decode); bad input maps to 400.
 func decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("%w: request body: %v", store.ErrInvalid, err) //nolint:errorlint // the decode error is shown, not matched
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: request body: trailing data after the JSON object", store.ErrInvalid)
-	}
-	return nil
+	return jsonapi.Decode(w, r, dst, store.ErrInvalid)
 }
 
 func caller(r *http.Request) *auth.Identity {
@@ -145,7 +123,7 @@ func (h *REST) listZones(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]store.Zone{"zones": zones})
+	jsonapi.Write(w, http.StatusOK, map[string][]store.Zone{"zones": zones})
 }
 
 func (h *REST) createZone(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +137,7 @@ func (h *REST) createZone(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, z)
+	jsonapi.Write(w, http.StatusCreated, z)
 }
 
 func (h *REST) getZone(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +146,7 @@ func (h *REST) getZone(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, z)
+	jsonapi.Write(w, http.StatusOK, z)
 }
 
 func (h *REST) updateZone(w http.ResponseWriter, r *http.Request) {
@@ -186,7 +164,7 @@ func (h *REST) updateZone(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, z)
+	jsonapi.Write(w, http.StatusOK, z)
 }
 
 func (h *REST) deleteZone(w http.ResponseWriter, r *http.Request) {
@@ -211,7 +189,7 @@ func (h *REST) listRecords(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]store.Record{"records": list})
+	jsonapi.Write(w, http.StatusOK, map[string][]store.Record{"records": list})
 }
 
 func (h *REST) createRecord(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +203,7 @@ func (h *REST) createRecord(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, rec)
+	jsonapi.Write(w, http.StatusCreated, rec)
 }
 
 func (h *REST) getRecord(w http.ResponseWriter, r *http.Request) {
@@ -239,7 +217,7 @@ func (h *REST) getRecord(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	jsonapi.Write(w, http.StatusOK, rec)
 }
 
 func (h *REST) updateRecord(w http.ResponseWriter, r *http.Request) {
@@ -258,7 +236,7 @@ func (h *REST) updateRecord(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	jsonapi.Write(w, http.StatusOK, rec)
 }
 
 func (h *REST) deleteRecord(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -41,8 +42,17 @@ func SeedZones(ctx context.Context, cfg *Config, svc *records.Service) ([]store.
 }
 
 // Run serves MCNS — DNS, REST and gRPC — until ctx is cancelled. It seeds
-// the configured zones first.
+// the configured zones first. A cancellation that arrives while it is
+// still starting is a clean stop, not an error.
 func Run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
+	err := run(ctx, cfg, logger, ls)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
