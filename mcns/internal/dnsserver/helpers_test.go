@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnstest"
+
 	"github.com/miekg/dns"
 
 	"git.metacircular.net/metacircular/mcns/internal/rr"
@@ -114,33 +116,11 @@ func newServer(t testing.TB, st *store.Store, cfg Config) *Server {
 	return s
 }
 
-// listenPair binds UDP and TCP on the same kernel-chosen loopback port, as
-// a client retrying over TCP expects.
-func listenPair(t testing.TB) (net.PacketConn, net.Listener, string) {
-	t.Helper()
-	var lastErr error
-	for range 20 {
-		udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := udp.LocalAddr().String()
-		tcp, err := net.Listen("tcp", addr)
-		if err == nil {
-			return udp, tcp, addr
-		}
-		lastErr = err
-		_ = udp.Close()
-	}
-	t.Fatalf("no port free for both UDP and TCP: %v", lastErr)
-	return nil, nil, ""
-}
-
 // serve runs s on a loopback port until the test ends and returns the
 // address.
 func serve(t testing.TB, s *Server) string {
 	t.Helper()
-	udp, tcp, addr := listenPair(t)
+	udp, tcp, addr := dnstest.ListenPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, udp, tcp) }()
@@ -164,7 +144,7 @@ type upstream struct {
 func startUpstream(t testing.TB) *upstream {
 	t.Helper()
 	u := &upstream{}
-	udp, tcp, addr := listenPair(t)
+	udp, tcp, addr := dnstest.ListenPair(t)
 	u.addr = addr
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		u.queries.Add(1)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnstest"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -247,14 +249,7 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dnsTCP, err := net.Listen("tcp", udp.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	udp, dnsTCP, _ := dnstest.ListenPair(t)
 	cfgPath := filepath.Join(dir, "mcns.toml")
 	toml := fmt.Sprintf(`[server]
 listen_addr = %q
