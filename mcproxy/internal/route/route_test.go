@@ -1,0 +1,56 @@
+package route
+
+import "testing"
+
+func TestTableLookupAndValidation(t *testing.T) {
+	tab, err := NewTable([]Route{
+		{Listener: "https", Hostname: "MCIAS.Svc.MCP.Test.", Mode: "L7", Backend: "127.0.0.1:8443", TLSCert: "c.pem", TLSKey: "k.pem"},
+		{Listener: "https", Hostname: "raw.svc.mcp.test", Mode: "l4", Backend: "backend.internal:443"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := tab.Lookup("https", "mcias.svc.MCP.test"); !ok || r.Mode != L7 {
+		t.Fatalf("case-insensitive lookup: %+v %v", r, ok)
+	}
+	if _, ok := tab.Lookup("other", "mcias.svc.mcp.test"); ok {
+		t.Fatal("route leaked to another listener")
+	}
+	if _, ok := tab.Lookup("https", "evil.svc.mcp.test"); ok {
+		t.Fatal("unknown SNI matched")
+	}
+	if tab.Len() != 2 || tab.Routes()[0].Hostname != "mcias.svc.mcp.test" {
+		t.Fatalf("routes: %+v", tab.Routes())
+	}
+	for name, bad := range map[string][]Route{
+		"duplicate":     {{Listener: "a", Hostname: "x", Mode: L4, Backend: "h:1"}, {Listener: "a", Hostname: "X.", Mode: L4, Backend: "h:2"}},
+		"no listener":   {{Hostname: "x", Mode: L4, Backend: "h:1"}},
+		"bad mode":      {{Listener: "a", Hostname: "x", Mode: "l5", Backend: "h:1"}},
+		"bad backend":   {{Listener: "a", Hostname: "x", Mode: L4, Backend: "nohostport"}},
+		"l7 no cert":    {{Listener: "a", Hostname: "x", Mode: L7, Backend: "h:1"}},
+		"l4 with cert":  {{Listener: "a", Hostname: "x", Mode: L4, Backend: "h:1", TLSCert: "c"}},
+		"wildcard host": {{Listener: "a", Hostname: "*.x", Mode: L4, Backend: "h:1"}},
+	} {
+		if _, err := NewTable(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestRuleValidate(t *testing.T) {
+	for _, tc := range []struct{ kind, value, want string }{
+		{"IP", "::ffff:10.0.0.1", "10.0.0.1"},
+		{"cidr", "10.1.2.3/16", "10.1.0.0/16"},
+		{"country", "nz", "NZ"},
+	} {
+		r := Rule{Kind: tc.kind, Value: tc.value}
+		if err := r.Validate(); err != nil || r.Value != tc.want {
+			t.Errorf("%s %s: %q %v", tc.kind, tc.value, r.Value, err)
+		}
+	}
+	for _, r := range []Rule{{Kind: "ip", Value: "10.0.0"}, {Kind: "cidr", Value: "10.0.0.0"}, {Kind: "country", Value: "NZL"}, {Kind: "asn", Value: "1"}} {
+		if err := r.Validate(); err == nil {
+			t.Errorf("%+v accepted", r)
+		}
+	}
+}
