@@ -31,7 +31,8 @@ const (
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	cmd := exec.Command("go", "build", "-o", dir+"/", "-ldflags", "-X main.version="+testVersion,
-		".", "../../mcias/cmd/mcias", "../../mcias/cmd/mciasctl", "../../mcns/cmd/mcns", "../../mcns/cmd/mcnsctl")
+		".", "../../mcias/cmd/mcias", "../../mcias/cmd/mciasctl", "../../mcns/cmd/mcns", "../../mcns/cmd/mcnsctl",
+		"../../mcproxy/cmd/mc-proxy", "../../mcproxy/cmd/mcproxyctl")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -247,6 +248,7 @@ func TestCLI(t *testing.T) {
 		}
 		password := checkMCIAS(t, bin, root, up.out.String())
 		checkMCNS(t, bin, root, password)
+		checkMCProxy(t, bin, root)
 		wantFailure(t, run(t, bin, nil, "up", "--root", root), fmt.Sprintf("already running on %s (pid %d)", root, up.cmd.Process.Pid))
 
 		if out := mustRun(t, bin, "down", "--root", root); !strings.Contains(out, "stopped") {
@@ -255,7 +257,8 @@ func TestCLI(t *testing.T) {
 		if err := up.wait(t); err != nil {
 			t.Errorf("up exited with %v:\n%s", err, up.out)
 		}
-		if !strings.Contains(up.out.String(), "mcias is healthy") || !strings.Contains(up.out.String(), "mcns is healthy") {
+		if !strings.Contains(up.out.String(), "mcias is healthy") || !strings.Contains(up.out.String(), "mcns is healthy") ||
+			!strings.Contains(up.out.String(), "mc-proxy is healthy") {
 			t.Errorf("up output:\n%s", up.out)
 		}
 		assertNoRuntimeFiles(t, root)
@@ -309,15 +312,15 @@ type platformStatus struct {
 }
 
 // endpoints returns the endpoints of the named service, which must be
-// running and healthy, in a platform of MCIAS then MCNS.
+// running and healthy, in a platform of MCIAS, MCNS, then mc-proxy.
 func endpoints(t *testing.T, bin, root, name string) map[string]string {
 	t.Helper()
 	var st platformStatus
 	if err := json.Unmarshal([]byte(mustRun(t, bin, "status", "--json", "--root", root)), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Services) != 2 || st.Services[0].Name != "mcias" || st.Services[1].Name != "mcns" {
-		t.Fatalf("status services: %+v; want mcias then mcns", st.Services)
+	if len(st.Services) != 3 || st.Services[0].Name != "mcias" || st.Services[1].Name != "mcns" || st.Services[2].Name != "mc-proxy" {
+		t.Fatalf("status services: %+v; want mcias, mcns, then mc-proxy", st.Services)
 	}
 	for _, s := range st.Services {
 		if s.Name == name {
@@ -450,5 +453,48 @@ func checkMCNS(t *testing.T, bin, root, adminPassword string) {
 	}
 	if got := query("A", "mcq.svc."+domain); got != "192.0.2.11" {
 		t.Fatalf("dig A mcq.svc.%s = %q; want 192.0.2.11", domain, got)
+	}
+}
+
+// checkMCProxy reaches MCIAS (L7) and MCNS's REST API (L4) through the
+// mc-proxy the launcher started, by SNI on its one loopback listener, and
+// lists its routes with mcproxyctl over the admin socket. A name with no
+// route gets no TLS session.
+func checkMCProxy(t *testing.T, bin, root string) {
+	t.Helper()
+	const domain = "mcp.metacircular.net"
+	ep := endpoints(t, bin, root, "mc-proxy")
+	host, port, err := net.SplitHostPort(ep["https"])
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("mc-proxy https endpoint %q: %v", ep["https"], err)
+	}
+	ca := filepath.Join(root, "ca", "ca.crt")
+	curl := func(name string) ([]byte, error) {
+		return exec.Command("curl", "-sS", "--fail", "--max-time", "10", "--resolve", name+":"+port+":127.0.0.1",
+			"--cacert", ca, "https://"+name+":"+port+"/v1/health").CombinedOutput()
+	}
+	for _, svc := range []string{"mcias", "mcns"} {
+		name := svc + ".svc." + domain
+		if out, err := curl(name); err != nil || !strings.Contains(string(out), `"status":"ok"`) {
+			t.Fatalf("curl %s health through mc-proxy: %v %s", name, err, out)
+		}
+	}
+	// Reset before any certificate is sent, not a name mismatch.
+	if out, err := curl("unknown.svc." + domain); err == nil || strings.Contains(string(out), "certificate") {
+		t.Fatalf("curl with an unrouted SNI: %v %s; want the connection reset", err, out)
+	}
+
+	if ep["admin"] != filepath.Join(root, "mc-proxy", "admin.sock") {
+		t.Fatalf("mc-proxy admin endpoint %q", ep["admin"])
+	}
+	ctl := filepath.Join(filepath.Dir(bin), "mcproxyctl")
+	out, err := exec.Command(ctl, "--socket", ep["admin"], "routes", "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mcproxyctl routes list: %v\n%s", err, out)
+	}
+	for _, want := range []string{"mcias.svc." + domain, "mcns.svc." + domain, "l7", "l4"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("mcproxyctl routes list lacks %q:\n%s", want, out)
+		}
 	}
 }
