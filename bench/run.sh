@@ -11,6 +11,9 @@
 #          10s per measurement)
 #   mcns   MCNS's DNS server against knot and unbound serving the same zone,
 #          with dnsperf (bench/mcns/run.sh; BENCH_DURATION, at most 15s)
+#   mcproxy  mc-proxy L7 and L4 against haproxy and caddy with the same
+#          certificate and backend, with wrk, h2load and a TLS handshake
+#          loop (bench/mcproxy/run.sh; BENCH_DURATION, at most 10s)
 #
 # Service benchmarks against real peers (haproxy/caddy for mc-proxy,
 # knot/unbound for MCNS, ...) are added beside this script by the issues
@@ -46,17 +49,25 @@ bench_mcns() {
 	bench/mcns/run.sh
 }
 
+bench_mcproxy() {
+	# bench/mcproxy/run.sh installs wrk, h2load and the peers if missing
+	# and writes its own result file (mcproxy-<stamp>.txt) with commands,
+	# commit and ratios.
+	bench/mcproxy/run.sh
+}
+
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-	targets=(go mcias mcns)
+	targets=(go mcias mcns mcproxy)
 fi
 for t in "${targets[@]}"; do
 	case $t in
 	go) bench_go ;;
 	mcias) bench_mcias ;;
 	mcns) bench_mcns ;;
+	mcproxy) bench_mcproxy ;;
 	*)
-		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns)" >&2
+		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy)" >&2
 		exit 2
 		;;
 	esac
