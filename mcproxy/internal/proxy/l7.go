@@ -11,12 +11,41 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
+
+// grpcStatusFields are the gRPC status fields a trailers-only response
+// carries in its single header block.
+var grpcStatusFields = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"}
+
+// grpcTrailersOnly turns a gRPC trailers-only response (status in the one
+// and only header block) into headers followed by trailers. Relayed as is,
+// the immediate header flush of a streaming proxy can send that block
+// without END_STREAM, and the client then sees a status in the headers and
+// a stream that ends without trailers. As headers + trailers the answer is
+// equivalent and flush timing no longer matters.
+func grpcTrailersOnly(res *http.Response) error {
+	if res.ProtoMajor != 2 || res.Header.Get("Grpc-Status") == "" || len(res.Trailer) > 0 {
+		return nil
+	}
+	ct := res.Header.Get("Content-Type")
+	if ct != "application/grpc" && !strings.HasPrefix(ct, "application/grpc+") {
+		return nil
+	}
+	res.Trailer = http.Header{}
+	for _, k := range grpcStatusFields {
+		if v, ok := res.Header[k]; ok {
+			res.Trailer[k] = v
+			delete(res.Header, k)
+		}
+	}
+	return nil
+}
 
 // l7Front is one listener's HTTP server, fed the TLS connections of its
 // L7 routes through an in-memory listener.
@@ -39,16 +68,22 @@ type requestInfo struct {
 func (s *Server) newL7Front(l Listener) *l7Front {
 	f := &l7Front{s: s, l: l, ln: newChanListener(), done: make(chan struct{})}
 	rp := &httputil.ReverseProxy{
-		Rewrite:       rewrite,
-		Transport:     s.backend,
-		FlushInterval: -1,
-		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Rewrite:        rewrite,
+		Transport:      s.backend,
+		FlushInterval:  -1,
+		ModifyResponse: grpcTrailersOnly,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var host, backend string
 			if info, ok := r.Context().Value(routeKey{}).(*requestInfo); ok {
 				host, backend = info.route.Hostname, info.route.Backend
 			}
-			s.log.Warn("l7: backend error", "listener", l.Name, "host", host, "backend", backend, "client", r.RemoteAddr, "err", err)
+			level := slog.LevelWarn
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				// The client went away mid-request: not a backend problem.
+				level = slog.LevelDebug
+			}
+			s.log.Log(r.Context(), level, "l7: backend error", "listener", l.Name, "host", host, "backend", backend, "client", r.RemoteAddr, "err", err)
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
