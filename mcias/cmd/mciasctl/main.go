@@ -5,22 +5,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/cli"
+
 	"github.com/spf13/cobra"
 
-	"git.metacircular.net/metacircular/mcdsl/atomicfile"
 	"git.metacircular.net/metacircular/mcdsl/terminal"
 	"git.metacircular.net/metacircular/mcias/client"
 )
@@ -51,18 +50,10 @@ type globals struct {
 	json                               bool
 }
 
-func defaultSessionPath() string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		dir = "."
-	}
-	return filepath.Join(dir, "mciasctl", "session.json")
-}
-
 func (g *globals) load() session {
 	var s session
-	if b, err := os.ReadFile(g.sessionPath); err == nil {
-		_ = json.Unmarshal(b, &s)
+	if err := cli.LoadSession(g.sessionPath, &s); err != nil {
+		fmt.Fprintf(os.Stderr, "mciasctl: warning: %v\n", err)
 	}
 	if g.server != "" {
 		s.Server = g.server
@@ -90,14 +81,7 @@ func (g *globals) client(needToken bool) (*client.Client, session, error) {
 }
 
 func (g *globals) print(out io.Writer, v any, table func(*tabwriter.Writer)) error {
-	if g.json {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	table(tw)
-	return tw.Flush()
+	return cli.Print(out, g.json, v, table)
 }
 
 func newRoot() *cobra.Command {
@@ -116,7 +100,7 @@ named by username or ID. Output is a table; --json prints JSON for scripts.`,
 	f.StringVar(&g.server, "server", os.Getenv("MCIAS_SERVER"), "MCIAS URL, e.g. https://mcias.svc.mcp.metacircular.net:8443 ($MCIAS_SERVER)")
 	f.StringVar(&g.caCert, "ca", os.Getenv("MCIAS_CA_CERT"), "CA certificate to trust ($MCIAS_CA_CERT)")
 	f.StringVar(&g.token, "token", os.Getenv("MCIAS_TOKEN"), "bearer token to use instead of the session's ($MCIAS_TOKEN)")
-	f.StringVar(&g.sessionPath, "session", defaultSessionPath(), "session file")
+	f.StringVar(&g.sessionPath, "session", cli.SessionPath("mciasctl"), "session file")
 	f.BoolVar(&g.json, "json", false, "print JSON")
 	cmd.AddCommand(loginCmd(g), logoutCmd(g), whoamiCmd(g), accountsCmd(g), rolesCmd(g), tokenCmd(g),
 		policiesCmd(g), totpCmd(g), keysCmd(g))
@@ -165,7 +149,7 @@ func loginCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("login: %w", err)
 			}
 			s.Username, s.Token, s.ExpiresAt = username, t.Token, t.ExpiresAt
-			if err := saveSession(g.sessionPath, s); err != nil {
+			if err := cli.SaveSession(g.sessionPath, s); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s until %s\n", username, t.ExpiresAt.Local().Format(time.RFC1123))
@@ -178,17 +162,6 @@ func loginCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringSliceVar(&tags, "tag", nil, "tag sent for login policy (repeatable)")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (scripts)")
 	return cmd
-}
-
-func saveSession(path string, s session) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 func logoutCmd(g *globals) *cobra.Command {
@@ -205,7 +178,7 @@ func logoutCmd(g *globals) *cobra.Command {
 				return err
 			}
 			s.Token, s.ExpiresAt = "", time.Time{}
-			return saveSession(g.sessionPath, s)
+			return cli.SaveSession(g.sessionPath, s)
 		},
 	}
 }

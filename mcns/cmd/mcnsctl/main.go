@@ -5,22 +5,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/cli"
+
 	"github.com/spf13/cobra"
 
-	"git.metacircular.net/metacircular/mcdsl/atomicfile"
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcdsl/terminal"
@@ -54,19 +53,11 @@ type globals struct {
 	json                                      bool
 }
 
-func defaultSessionPath() string {
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		dir = "."
-	}
-	return filepath.Join(dir, "mcnsctl", "session.json")
-}
-
 // load merges the saved session with the flags; flags win.
 func (g *globals) load() session {
 	var s session
-	if b, err := os.ReadFile(g.sessionPath); err == nil {
-		_ = json.Unmarshal(b, &s)
+	if err := cli.LoadSession(g.sessionPath, &s); err != nil {
+		fmt.Fprintf(os.Stderr, "mcnsctl: warning: %v\n", err)
 	}
 	for _, f := range []struct {
 		dst *string
@@ -94,14 +85,7 @@ func (g *globals) client() (*client.Client, error) {
 }
 
 func (g *globals) print(out io.Writer, v any, table func(*tabwriter.Writer)) error {
-	if g.json {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	table(tw)
-	return tw.Flush()
+	return cli.Print(out, g.json, v, table)
 }
 
 func newRoot() *cobra.Command {
@@ -127,7 +111,7 @@ trailing dot.`,
 	f.StringVar(&g.mcias, "mcias", os.Getenv("MCIAS_SERVER"), "MCIAS URL for login ($MCIAS_SERVER)")
 	f.StringVar(&g.caCert, "ca", os.Getenv("MCNS_CA_CERT"), "CA certificate to trust for MCNS and MCIAS ($MCNS_CA_CERT)")
 	f.StringVar(&g.token, "token", os.Getenv("MCNS_TOKEN"), "MCIAS bearer token to use instead of the session's ($MCNS_TOKEN)")
-	f.StringVar(&g.sessionPath, "session", defaultSessionPath(), "session file")
+	f.StringVar(&g.sessionPath, "session", cli.SessionPath("mcnsctl"), "session file")
 	f.BoolVar(&g.json, "json", false, "print JSON")
 	cmd.AddCommand(loginCmd(g), zonesCmd(g), recordsCmd(g))
 	return cmd
@@ -176,7 +160,7 @@ func loginCmd(g *globals) *cobra.Command {
 				return err
 			}
 			s.Username, s.Token, s.ExpiresAt = username, t.Token, t.ExpiresAt
-			if err := saveSession(g.sessionPath, s); err != nil {
+			if err := cli.SaveSession(g.sessionPath, s); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s until %s\n", username, t.ExpiresAt.Local().Format(time.RFC1123))
@@ -187,17 +171,6 @@ func loginCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&totpCode, "totp", "", "TOTP or recovery code (prompted when required)")
 	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (scripts)")
 	return cmd
-}
-
-func saveSession(path string, s session) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 func zoneTable(w *tabwriter.Writer, zones []client.Zone) {

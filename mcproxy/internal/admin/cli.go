@@ -2,12 +2,13 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/cli"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/status"
@@ -50,15 +51,7 @@ func call[T any](c CLI, cmd *cobra.Command, fn func(ctx context.Context, cl mcpr
 		}
 		return err
 	}
-	out := cmd.OutOrStdout()
-	if c.JSON != nil && *c.JSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	table(tw, v)
-	return tw.Flush()
+	return cli.Print(cmd.OutOrStdout(), c.JSON != nil && *c.JSON, v, func(tw *tabwriter.Writer) { table(tw, v) })
 }
 
 type statusJSON struct {
