@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make up` (mode: run) or `make test` (mode: test) needs on a
 # Debian machine, idempotently: nothing is installed or rewritten twice.
+# `deps.sh pkgs NAME...` installs just the named Debian packages (the
+# benchmarks use it for their peers and load generators).
 set -euo pipefail
 
 mode=${1:-run}
@@ -13,8 +15,9 @@ test_pkgs=("${run_pkgs[@]}" podman runc dnsutils protobuf-compiler libprotobuf-d
 case "$mode" in
 run) pkgs=("${run_pkgs[@]}") ;;
 test) pkgs=("${test_pkgs[@]}") ;;
+pkgs) pkgs=("${@:2}") ;;
 *)
-	echo "usage: $0 run|test" >&2
+	echo "usage: $0 run|test|pkgs NAME..." >&2
 	exit 2
 	;;
 esac
@@ -32,15 +35,17 @@ as_root() {
 
 # Go: Debian's golang package is older than go.mod asks for, so it cannot be
 # installed from here; say so plainly instead of failing later.
-want_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$repo/go.mod")
-if ! command -v go >/dev/null 2>&1; then
-	echo "deps: Go $want_go or newer is required (https://go.dev/dl); put it on PATH" >&2
-	exit 1
-fi
-have_go=$(go env GOVERSION | sed 's/^go//')
-if [ "$(printf '%s\n%s\n' "$want_go" "$have_go" | sort -V | head -n1)" != "$want_go" ]; then
-	echo "deps: Go $want_go or newer is required, found $have_go" >&2
-	exit 1
+if [ "$mode" != pkgs ]; then
+	want_go=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$repo/go.mod")
+	if ! command -v go >/dev/null 2>&1; then
+		echo "deps: Go $want_go or newer is required (https://go.dev/dl); put it on PATH" >&2
+		exit 1
+	fi
+	have_go=$(go env GOVERSION | sed 's/^go//')
+	if [ "$(printf '%s\n%s\n' "$want_go" "$have_go" | sort -V | head -n1)" != "$want_go" ]; then
+		echo "deps: Go $want_go or newer is required, found $have_go" >&2
+		exit 1
+	fi
 fi
 
 missing=()

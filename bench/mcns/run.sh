@@ -33,29 +33,8 @@ if ((dur > 15)); then
 fi
 rate=${BENCH_RATE:-10000}
 
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		echo "bench/mcns: need root (or sudo) to run: $*" >&2
-		exit 1
-	fi
-}
-
 # dnsperf, the peers, dig (readiness checks), taskset and ss.
-missing=()
-for p in dnsperf knot unbound dnsutils util-linux iproute2; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-		missing+=("$p")
-	fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "bench/mcns: installing ${missing[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh pkgs dnsperf knot unbound dnsutils util-linux iproute2
 
 if [ "$(nproc)" -ge 2 ]; then
 	server_cpu=(taskset -c 0)

@@ -56,29 +56,8 @@ if ((dur > 10)); then
 	dur=10
 fi
 
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then
-		"$@"
-	elif command -v sudo >/dev/null 2>&1; then
-		sudo "$@"
-	else
-		echo "bench/mcproxy: need root (or sudo) to run: $*" >&2
-		exit 1
-	fi
-}
-
 # The load generators, the peers, curl (readiness), taskset and ss.
-missing=()
-for p in wrk nghttp2-client haproxy caddy curl util-linux iproute2; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-		missing+=("$p")
-	fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	echo "bench/mcproxy: installing ${missing[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh pkgs wrk nghttp2-client haproxy caddy curl util-linux iproute2
 # The Debian packages start their own services; ours are separate
 # processes on other ports, so those may keep running.
 

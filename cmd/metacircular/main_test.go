@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/testtool"
+
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 )
 
@@ -376,7 +378,7 @@ func checkMCNS(t *testing.T, bin, root, adminPassword string) {
 	t.Helper()
 	dig, err := exec.LookPath("dig")
 	if err != nil {
-		if os.Getenv("METACIRCULAR_REQUIRE_TOOLS") == "1" {
+		if testtool.Required() {
 			t.Fatalf("dig not found and METACIRCULAR_REQUIRE_TOOLS=1: %v", err)
 		}
 		// Not Skip: the caller still has down and re-run to check.

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/testtool"
+
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
 
@@ -401,18 +403,6 @@ func startServer(t *testing.T, got Issued) (port string) {
 	return port
 }
 
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("METACIRCULAR_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not found and METACIRCULAR_REQUIRE_TOOLS=1: %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return path
-}
-
 func TestRealClientsVerifyIssuedChain(t *testing.T) {
 	const host = "mcias.svc.mcp.metacircular.net"
 	ca := mustInit(t, t.TempDir())
@@ -455,7 +445,7 @@ func TestRealClientsVerifyIssuedChain(t *testing.T) {
 	})
 
 	t.Run("curl", func(t *testing.T) {
-		curl := requireTool(t, "curl")
+		curl := testtool.Require(t, "curl")
 		run := func(name, url string) (string, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -478,7 +468,7 @@ func TestRealClientsVerifyIssuedChain(t *testing.T) {
 	})
 
 	t.Run("openssl", func(t *testing.T) {
-		openssl := requireTool(t, "openssl")
+		openssl := testtool.Require(t, "openssl")
 		run := func(name string) string {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/testtool"
+
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
@@ -20,28 +22,13 @@ import (
 // chromiumPath is Debian's Chromium, installed by `scripts/deps.sh test`.
 const chromiumPath = "/usr/bin/chromium"
 
-// requireTool finds a program, skipping the test when it is missing unless
-// METACIRCULAR_REQUIRE_TOOLS=1 (as `make test` sets it) makes that a
-// failure.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("METACIRCULAR_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s is required (scripts/deps.sh test installs it): %v", name, err)
-		}
-		t.Skipf("%s not installed (scripts/deps.sh test installs it)", name)
-	}
-	return p
-}
-
 // trustingHome makes a HOME whose NSS database trusts caFile, which is
 // where Chromium on Linux looks for locally added roots. WebAuthn only runs
 // in a secure context without certificate errors, so the browser must
 // really trust the test CA; --ignore-certificate-errors would not do.
 func trustingHome(t *testing.T, caFile string) string {
 	t.Helper()
-	certutil := requireTool(t, "certutil")
+	certutil := testtool.Require(t, "certutil")
 	home := t.TempDir()
 	db := filepath.Join(home, ".pki", "nssdb")
 	if err := os.MkdirAll(db, 0o700); err != nil {
@@ -84,7 +71,7 @@ func waitTrue(ctx context.Context, expr string) error {
 // passkey on /account, signing out, and signing in again with the passkey
 // alone, usernameless.
 func TestBrowserPasskeyFlow(t *testing.T) {
-	chromium := requireTool(t, chromiumPath)
+	chromium := testtool.Require(t, chromiumPath)
 	e := start(t)
 	home := trustingHome(t, e.pki.CAFile)
 	b := e.browser(t)

@@ -3,7 +3,6 @@ package dnsserver
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/testtool"
 
 	"github.com/miekg/dns"
 )
@@ -20,12 +21,7 @@ import (
 // makes that a failure.
 func requireDig(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("dig"); err != nil {
-		if os.Getenv("METACIRCULAR_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("dig is required (scripts/deps.sh test installs dnsutils): %v", err)
-		}
-		t.Skip("dig not installed (scripts/deps.sh test installs dnsutils)")
-	}
+	testtool.Require(t, "dig")
 }
 
 // digResult is what dig printed, parsed.

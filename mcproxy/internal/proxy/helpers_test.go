@@ -11,12 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/testtool"
 
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
@@ -116,21 +117,9 @@ func serveHTTP(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("METACIRCULAR_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s not installed", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
 func curl(t *testing.T, pki *tlstest.PKI, host, addr string, args ...string) (string, error) {
 	t.Helper()
-	bin := requireTool(t, "curl")
+	bin := testtool.Require(t, "curl")
 	_, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"git.metacircular.net/metacircular/mcdsl/testtool"
+
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/internal/proxyproto"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
@@ -136,7 +138,7 @@ func TestL4CurlAndOpenSSL(t *testing.T) {
 		t.Fatalf("curl: %v: %q", err, out)
 	}
 
-	bin := requireTool(t, "openssl")
+	bin := testtool.Require(t, "openssl")
 	cmd := exec.Command(bin, "s_client", "-connect", addr, "-servername", "l4.test", "-CAfile", pki.CAFile, "-verify_return_error", "-brief")
 	cmd.Stdin = strings.NewReader("")
 	b, err := cmd.CombinedOutput()
