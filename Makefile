@@ -15,7 +15,7 @@ export CGO_ENABLED := 0
 # Every main package under a cmd/ directory is a platform binary.
 CMDS = $(shell go list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' ./... | grep '/cmd/')
 
-.PHONY: all build test vet lint proto proto-check up bench deps-run deps-test fuzz clean
+.PHONY: all build test race vet lint proto proto-check up bench deps-run deps-test fuzz clean
 
 all: vet lint test build
 
@@ -33,8 +33,15 @@ deps-test:
 up: deps-run build
 	$(BIN)/metacircular up --root $(ROOT) --bin-dir $(BIN)
 
+# Every test runs twice: as built for production (CGO_ENABLED=0), then
+# under the race detector, which needs cgo for that run only. End-to-end
+# tests that only drive built binaries run once: their race coverage is the
+# packages' own tests.
+RACE_PKGS = $(shell go list ./... | grep -v '^git.metacircular.net/metacircular/test/e2e$$')
+
 test: deps-test proto-check
 	METACIRCULAR_REQUIRE_TOOLS=1 go test -count=1 -timeout 25m ./...
+	CGO_ENABLED=1 METACIRCULAR_REQUIRE_TOOLS=1 go test -race -count=1 -timeout 25m $(RACE_PKGS)
 
 vet:
 	go vet ./...

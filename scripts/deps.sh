@@ -10,7 +10,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 
 # Debian packages per mode. Later services add theirs here.
 run_pkgs=(ca-certificates openssl curl)
-test_pkgs=("${run_pkgs[@]}" podman runc dnsutils protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools)
+# gcc and libc6-dev: the race detector (go test -race) needs cgo.
+test_pkgs=("${run_pkgs[@]}" podman runc dnsutils protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev)
 
 case "$mode" in
 run) pkgs=("${run_pkgs[@]}") ;;

@@ -7,6 +7,10 @@
 # Every directory <svc>/proto at the top of the repository is a protoc include
 # root; its .proto files are compiled into <svc>/gen with paths=source_relative,
 # so <svc>/proto/<svc>/v1/x.proto becomes <svc>/gen/<svc>/v1/x.pb.go.
+# A service's REST API is declared beside its protos in one
+# grpc_api_configuration file, <svc>/proto/<svc>/v1/http.yaml (HTTP rules per
+# RPC); when it exists, protoc-gen-grpc-gateway writes x.pb.gw.go handlers for
+# the RPCs it names, and only those (an RPC without a rule has no REST face).
 # protoc comes from Debian (protobuf-compiler, with the well-known types from
 # libprotobuf-dev); the Go plugins are installed into .bin/ at the versions
 # pinned below, so every machine generates byte-identical code.
@@ -14,6 +18,7 @@ set -euo pipefail
 
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
+PROTOC_GEN_GRPC_GATEWAY_VERSION=v2.33.0
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$REPO/.bin
@@ -45,21 +50,26 @@ ensure_protoc() {
 	command -v protoc >/dev/null 2>&1 || die "protoc still missing after apt-get install protobuf-compiler"
 }
 
+# plugin_version TOOL prints the version a plugin reports: protoc-gen-go
+# prints "protoc-gen-go v1.36.12", protoc-gen-go-grpc "protoc-gen-go-grpc
+# 1.6.2", protoc-gen-grpc-gateway "Version v2.33.0, commit ...".
+plugin_version() {
+	"$1" --version 2>/dev/null | awk '$1 == "Version" { sub(/,$/, "", $2); print $2; exit } { print $NF; exit }'
+}
+
 # ensure_plugin TOOL PACKAGE VERSION installs PACKAGE@VERSION into .bin unless
 # .bin/TOOL --version already reports VERSION.
 ensure_plugin() {
 	local tool=$1 pkg=$2 want=$3 have=""
 	if [[ -x $BIN/$tool ]]; then
-		# protoc-gen-go prints "protoc-gen-go v1.36.12", protoc-gen-go-grpc
-		# prints "protoc-gen-go-grpc 1.6.2": compare without the "v".
-		have=$("$BIN/$tool" --version 2>/dev/null | awk '{print $NF}') || have=""
+		have=$(plugin_version "$BIN/$tool") || have=""
 	fi
 	if [[ ${have#v} == "${want#v}" ]]; then
 		return
 	fi
 	echo "proto.sh: installing $pkg@$want into .bin" >&2
 	GOBIN=$BIN go install "$pkg@$want"
-	have=$("$BIN/$tool" --version | awk '{print $NF}')
+	have=$(plugin_version "$BIN/$tool")
 	[[ ${have#v} == "${want#v}" ]] || die "$tool reports version $have after installing $want"
 }
 
@@ -71,6 +81,15 @@ generate() {
 	if [[ ${#files[@]} -eq 0 ]]; then
 		return
 	fi
+	local -a gateway=()
+	local rules
+	rules=$(cd "$REPO" && find "$svc/proto" -type f -name 'http.yaml' | LC_ALL=C sort)
+	if [[ -n $rules ]]; then
+		[[ $(wc -l <<<"$rules") -eq 1 ]] || die "$svc/proto has more than one http.yaml"
+		# allow_delete_body: some platform DELETEs carry a JSON body (MCIAS's
+		# DELETE /v1/accounts/{id}/totp takes {"code"}).
+		gateway=(--grpc-gateway_out="$out" --grpc-gateway_opt=paths=source_relative,allow_delete_body=true,grpc_api_configuration="$rules")
+	fi
 	mkdir -p "$out"
 	(
 		cd "$REPO"
@@ -78,6 +97,7 @@ generate() {
 			-I "$svc/proto" \
 			--go_out="$out" --go_opt=paths=source_relative \
 			--go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
+			"${gateway[@]}" \
 			"${files[@]}"
 	)
 }
@@ -98,7 +118,7 @@ cmd_gen() {
 		if [[ -d $REPO/$svc/gen ]]; then
 			# Remove what an earlier run generated so a deleted .proto leaves
 			# no stale code behind; anything else in gen/ is left alone.
-			find "$REPO/$svc/gen" -type f -name '*.pb.go' -delete
+			find "$REPO/$svc/gen" -type f \( -name '*.pb.go' -o -name '*.pb.gw.go' \) -delete
 			find "$REPO/$svc/gen" -mindepth 1 -type d -empty -delete
 		fi
 		generate "$svc" "$REPO/$svc/gen"
@@ -142,6 +162,7 @@ esac
 ensure_protoc
 ensure_plugin protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go "$PROTOC_GEN_GO_VERSION"
 ensure_plugin protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_VERSION"
+ensure_plugin protoc-gen-grpc-gateway github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway "$PROTOC_GEN_GRPC_GATEWAY_VERSION"
 
 case $1 in
 gen) cmd_gen ;;

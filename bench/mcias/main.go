@@ -110,6 +110,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	dbPath := filepath.Join(dir, "mcias.db")
 	cfgPath := filepath.Join(dir, "mcias.toml")
 	// The throttle limits are raised so that concurrent successful logins
@@ -117,6 +121,7 @@ func run(ctx context.Context, o options) error {
 	// the per-request log lines out of the measurement.
 	cfg := fmt.Sprintf(`[server]
 listen_addr = %q
+grpc_addr = %q
 tls_cert = %q
 tls_key = %q
 [database]
@@ -126,7 +131,7 @@ level = "warn"
 [throttle]
 account_failures = 1000000
 ip_failures = 1000000
-%s`, addr, cert.CertPath, cert.KeyPath, dbPath, argon2TOML)
+%s`, addr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, argon2TOML)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
 	}
@@ -160,7 +165,7 @@ ip_failures = 1000000
 	if err := waitHealthy(ctx, base, tlsCfg, exited); err != nil {
 		return fmt.Errorf("%w\n%s", err, serverOut.String())
 	}
-	admin, err := client.New(base, ca.CertPath(), "")
+	admin, err := client.New(grpcAddr, ca.CertPath(), "")
 	if err != nil {
 		return err
 	}

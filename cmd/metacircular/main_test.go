@@ -353,7 +353,7 @@ func checkMCIAS(t *testing.T, bin, root, upOutput string) string {
 	}
 	ctl := filepath.Join(filepath.Dir(bin), "mciasctl")
 	session := filepath.Join(t.TempDir(), "session.json")
-	login := exec.Command(ctl, "--server", url, "--ca", ca, "--session", session, "login", "-u", "admin", "--password-stdin")
+	login := exec.Command(ctl, "--mcias", endpoints(t, bin, root, "mcias")["grpc"], "--ca", ca, "--session", session, "login", "-u", "admin", "--password-stdin")
 	login.Stdin = strings.NewReader(password + "\n")
 	if out, err := login.CombinedOutput(); err != nil {
 		t.Fatalf("mciasctl login: %v\n%s", err, out)
@@ -426,7 +426,7 @@ func checkMCNS(t *testing.T, bin, root, adminPassword string) {
 		}
 		return string(out)
 	}
-	mcnsctl(adminPassword+"\n", "--server", ep["https"], "--mcias", endpoints(t, bin, root, "mcias")["https"], "--ca", ca,
+	mcnsctl(adminPassword+"\n", "--server", ep["grpc"], "--mcias", endpoints(t, bin, root, "mcias")["grpc"], "--ca", ca,
 		"login", "-u", "admin", "--password-stdin")
 	if out := mcnsctl("", "zones", "list"); !strings.Contains(out, "svc."+domain+".") {
 		t.Fatalf("mcnsctl zones list:\n%s", out)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
@@ -26,13 +27,15 @@ const DefaultCacheTTL = 30 * time.Second
 const maxCacheEntries = 10000
 
 // Errors returned by Login and ValidateToken; map them with StatusCode.
+// They are mcdsl/apierr sentinels, so a handler that returns one answers
+// with the right status over REST and gRPC.
 var (
-	ErrBadCredentials = errors.New("bad credentials")
-	ErrPolicyDenied   = errors.New("denied by login policy")
-	ErrThrottled      = errors.New("too many attempts")
-	ErrInvalidToken   = errors.New("invalid or expired token")
-	ErrUnavailable    = errors.New("identity service unavailable")
-	ErrForbidden      = errors.New("forbidden")
+	ErrBadCredentials = apierr.New(apierr.Unauthenticated, "bad credentials")
+	ErrPolicyDenied   = apierr.Opaque(apierr.Denied, "denied by login policy")
+	ErrThrottled      = apierr.Opaque(apierr.Throttled, "too many attempts")
+	ErrInvalidToken   = apierr.Opaque(apierr.Unauthenticated, "invalid or expired token")
+	ErrUnavailable    = apierr.New(apierr.Unavailable, "identity service unavailable")
+	ErrForbidden      = apierr.Opaque(apierr.Denied, "forbidden")
 
 	// ErrTOTPRequired: the password was right but the account needs a
 	// TOTP code. It is also ErrBadCredentials, so callers that do not care

@@ -51,6 +51,10 @@ type Server struct {
 	PlainHTTP bool `toml:"plain_http"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM (default 10s).
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// MetricsAddr, when set, serves GET /metrics (and /v1/health) over
+	// plain HTTP on its own address, normally loopback, and takes
+	// /metrics off the main listener.
+	MetricsAddr string `toml:"metrics_addr"`
 }
 
 // Validate checks that a TLS-serving server has its certificate and key.

@@ -55,11 +55,14 @@ func TestMutatingRequestsNeedToken(t *testing.T) {
 	tok, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 
-	post := func(c *http.Client, form url.Values, header string) int {
+	post := func(c *http.Client, form url.Values, header string, browser map[string]string) int {
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/form", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if header != "" {
 			req.Header.Set(DefaultHeaderName, header)
+		}
+		for k, v := range browser {
+			req.Header.Set(k, v)
 		}
 		r, err := c.Do(req)
 		if err != nil {
@@ -69,21 +72,31 @@ func TestMutatingRequestsNeedToken(t *testing.T) {
 		return r.StatusCode
 	}
 	forged := otherProtector(t).sign(bytes.Repeat([]byte("n"), 32))
+	good := url.Values{DefaultFieldName: {string(tok)}}
+	host := strings.TrimPrefix(ts.URL, "https://")
 	for _, tc := range []struct {
-		name   string
-		client *http.Client
-		form   url.Values
-		header string
-		want   int
+		name    string
+		client  *http.Client
+		form    url.Values
+		header  string
+		browser map[string]string
+		want    int
 	}{
-		{"form token", client, url.Values{DefaultFieldName: {string(tok)}}, "", 200},
-		{"header token", client, nil, string(tok), 200},
-		{"no token", client, nil, "", 403},
-		{"wrong token", client, url.Values{DefaultFieldName: {"abc.def"}}, "", 403},
-		{"token signed by another key", client, url.Values{DefaultFieldName: {forged}}, "", 403},
-		{"no cookie", &http.Client{Transport: ts.Client().Transport}, url.Values{DefaultFieldName: {string(tok)}}, "", 403},
+		{"form token", client, good, "", nil, 200},
+		{"header token", client, nil, string(tok), nil, 200},
+		{"no token", client, nil, "", nil, 403},
+		{"wrong token", client, url.Values{DefaultFieldName: {"abc.def"}}, "", nil, 403},
+		{"token signed by another key", client, url.Values{DefaultFieldName: {forged}}, "", nil, 403},
+		{"no cookie", &http.Client{Transport: ts.Client().Transport}, good, "", nil, 403},
+		// A browser tells where a request comes from; another origin is
+		// refused even with a valid token and cookie.
+		{"same origin", client, good, "", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": ts.URL}, 200},
+		{"cross site", client, good, "", map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
+		{"same site, other origin", client, good, "", map[string]string{"Sec-Fetch-Site": "same-site"}, 403},
+		{"foreign Origin, no Sec-Fetch-Site", client, good, "", map[string]string{"Origin": "https://evil.example"}, 403},
+		{"own Origin, no Sec-Fetch-Site", client, good, "", map[string]string{"Origin": "https://" + host}, 200},
 	} {
-		if got := post(tc.client, tc.form, tc.header); got != tc.want {
+		if got := post(tc.client, tc.form, tc.header, tc.browser); got != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
 		}
 	}

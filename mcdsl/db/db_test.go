@@ -230,3 +230,50 @@ func BenchmarkInsert(b *testing.B) {
 		}
 	}
 }
+
+func TestUniqueAndTimes(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "v.db"), Options{Migrations: []Migration{{
+		Version: 1, Name: "t", Up: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `CREATE TABLE t (k TEXT PRIMARY KEY, u TEXT UNIQUE, at TEXT NOT NULL, gone TEXT)`)
+			return err
+		},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Close() }()
+	at := time.Date(2026, 11, 30, 9, 1, 2, 300, time.FixedZone("x", 3600))
+	if _, err := d.ExecContext(ctx, `INSERT INTO t VALUES ('a', 'x', ?, NULL)`, Time(&at)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.ExecContext(ctx, `INSERT INTO t VALUES ('a', 'y', ?, NULL)`, Time(&at))
+	if !IsUnique(err) {
+		t.Errorf("primary key clash: IsUnique(%v) = false", err)
+	}
+	_, err = d.ExecContext(ctx, `INSERT INTO t VALUES ('b', 'x', ?, NULL)`, Time(&at))
+	if !IsUnique(err) {
+		t.Errorf("unique clash: IsUnique(%v) = false", err)
+	}
+	_, err = d.ExecContext(ctx, `INSERT INTO t VALUES ('c', 'z', NULL, NULL)`)
+	if err == nil || IsUnique(err) {
+		t.Errorf("NOT NULL violation: IsUnique(%v) = true", err)
+	}
+	if IsUnique(errors.New("UNIQUE constraint failed: t.k")) {
+		t.Error("IsUnique matched an error by its text")
+	}
+	var got time.Time
+	var gone *time.Time
+	if err := d.QueryRowContext(ctx, `SELECT at, gone FROM t WHERE k = 'a'`).Scan(Time(&got), NullTime(&gone)); err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(at) || got.Location() != time.UTC || gone != nil {
+		t.Errorf("scanned %v %v, want %v nil", got, gone, at)
+	}
+	if _, err := d.ExecContext(ctx, `UPDATE t SET gone = ?, at = 'garbage' WHERE k = 'a'`, NullTime(&gone)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.QueryRowContext(ctx, `SELECT at FROM t WHERE k = 'a'`).Scan(Time(&got)); err == nil {
+		t.Error("a corrupt stored time scanned without error")
+	}
+}

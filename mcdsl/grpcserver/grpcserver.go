@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"sort"
@@ -16,9 +17,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcdsl/health"
+	"git.metacircular.net/metacircular/mcdsl/metrics"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
 
@@ -52,6 +55,14 @@ const (
 type Options struct {
 	// Addr is the listen address.
 	Addr string
+	// Socket, instead of Addr, serves on a Unix socket at this path, with
+	// neither TLS nor tokens: the socket's file permissions (SocketMode)
+	// decide who may connect, so every method must be Public. For admin
+	// sockets such as mc-proxy's.
+	Socket string
+	// SocketMode is the socket file's permission (default
+	// DefaultSocketMode).
+	SocketMode fs.FileMode
 	// TLSCert (full chain) and TLSKey are required.
 	TLSCert, TLSKey string
 	// Service is the name the health service answers for.
@@ -68,6 +79,8 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives one line per RPC. Nil discards.
 	Logger *slog.Logger
+	// Metrics, when set, counts and times every RPC.
+	Metrics *metrics.Registry
 }
 
 // FromConfig fills the address and TLS fields from the [server] section.
@@ -83,14 +96,19 @@ func FromConfig(s config.Server, opts Options) Options {
 type Server struct {
 	opts    Options
 	grpc    *grpc.Server
+	tls     bool
 	levels  map[string]level
 	sealed  map[string]bool
 	logger  *slog.Logger
 	healthS *health.GRPC
+	local   map[string]localMethod
 }
 
 // New validates the maps, loads TLS and builds the server. Register the
-// service implementations on GRPC() before serving.
+// service implementations on the server (it is a grpc.ServiceRegistrar)
+// before serving. TLS material is needed to serve on the network (and
+// required when Options.Addr is set); without it the server still answers
+// in process through Local, which is how the REST gateway reaches it.
 func New(opts Options) (*Server, error) {
 	logger := opts.Logger
 	if logger == nil {
@@ -115,21 +133,35 @@ func New(opts Options) (*Server, error) {
 	if len(opts.Maps.SealRequired) > 0 && opts.Sealed == nil {
 		return nil, errors.New("grpc server: seal-required methods need a Sealed function")
 	}
-	if opts.TLSCert == "" || opts.TLSKey == "" {
-		return nil, errors.New("grpc server: tls_cert and tls_key are required")
-	}
-	tlsCfg, err := tlsutil.ServerConfig(opts.TLSCert, opts.TLSKey)
-	if err != nil {
-		return nil, fmt.Errorf("grpc server: %w", err)
-	}
-	s := &Server{opts: opts, levels: levels, sealed: opts.Maps.SealRequired, logger: logger}
-	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+	s := &Server{opts: opts, levels: levels, sealed: opts.Maps.SealRequired, logger: logger, local: map[string]localMethod{}}
+	sopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.unary),
 		grpc.ChainStreamInterceptor(s.stream),
-	)
+	}
+	switch {
+	case opts.TLSCert != "" && opts.TLSKey != "":
+		tlsCfg, err := tlsutil.ServerConfig(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("grpc server: %w", err)
+		}
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		s.tls = true
+	case opts.Socket != "":
+		if opts.SocketMode == 0 {
+			opts.SocketMode = DefaultSocketMode
+		}
+		s.opts.SocketMode = opts.SocketMode
+		for name, l := range levels {
+			if l != levelPublic {
+				return nil, fmt.Errorf("grpc server: %s needs a token, which a Unix socket server cannot check; socket methods are public", name)
+			}
+		}
+	case opts.Addr != "":
+		return nil, errors.New("grpc server: tls_cert and tls_key are required to serve gRPC on " + opts.Addr)
+	}
+	s.grpc = grpc.NewServer(sopts...)
 	s.healthS = health.NewGRPC(opts.Service, opts.Health)
-	healthpb.RegisterHealthServer(s.grpc, s.healthS)
+	healthpb.RegisterHealthServer(s, s.healthS)
 	return s, nil
 }
 
@@ -182,8 +214,18 @@ func buildLevels(m MethodMaps) (map[string]level, error) {
 	return levels, nil
 }
 
-// GRPC returns the underlying server for service registration.
-func (s *Server) GRPC() *grpc.Server { return s.grpc }
+// RegisterService registers a service implementation, for the network and
+// for Local. It makes Server a grpc.ServiceRegistrar, so generated
+// Register<Service>Server functions take it directly.
+func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	s.grpc.RegisterService(desc, impl)
+	for _, m := range desc.Methods {
+		s.local["/"+desc.ServiceName+"/"+m.MethodName] = localMethod{srv: impl, handler: m.Handler}
+	}
+}
+
+// GetServiceInfo lists the registered services (grpc.ServiceInfoProvider).
+func (s *Server) GetServiceInfo() map[string]grpc.ServiceInfo { return s.grpc.GetServiceInfo() }
 
 // Unregistered lists registered methods that are in no access map; services
 // assert in their tests that it is empty.
@@ -201,12 +243,33 @@ func (s *Server) Unregistered() []string {
 	return out
 }
 
-// ListenAndServe listens on Options.Addr and serves until ctx ends.
-func (s *Server) ListenAndServe(ctx context.Context) error {
+// Addr is the configured listen address or socket path (empty: in process
+// only).
+func (s *Server) Addr() string {
+	if s.opts.Socket != "" {
+		return s.opts.Socket
+	}
+	return s.opts.Addr
+}
+
+// Listen binds Options.Addr (or the Unix socket).
+func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
+	if s.opts.Socket != "" {
+		return listenUnix(s.opts.Socket, s.opts.SocketMode)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.opts.Addr)
 	if err != nil {
-		return fmt.Errorf("grpc server: %w", err)
+		return nil, fmt.Errorf("grpc server: %w", err)
+	}
+	return ln, nil
+}
+
+// ListenAndServe listens on Options.Addr and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := s.Listen(ctx)
+	if err != nil {
+		return err
 	}
 	return s.Serve(ctx, ln)
 }
@@ -214,6 +277,10 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled, then drains in-flight RPCs for
 // up to the shutdown timeout and stops the rest.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.tls && s.opts.Socket == "" {
+		_ = ln.Close()
+		return errors.New("grpc server: no tls_cert and tls_key to serve on the network with")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(ln) }()
 	s.logger.Info("grpc server listening", "addr", ln.Addr().String())
@@ -271,25 +338,42 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	return auth.WithIdentity(ctx, id), nil
 }
 
-func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
+// begin starts the bookkeeping of one call; end finishes it, turning a
+// domain error into its gRPC status (mcdsl/apierr) and logging the call.
+func (s *Server) begin(method string) (*metrics.RPC, time.Time) {
+	if s.opts.Metrics == nil {
+		return nil, time.Now()
+	}
+	m := s.opts.Metrics.RPC(method)
+	return m, m.Start()
+}
+
+func (s *Server) end(ctx context.Context, method string, m *metrics.RPC, start time.Time, err error) error {
+	err = apierr.GRPC(s.logger, err)
+	code := status.Code(err)
+	if m != nil {
+		m.Done(start, code)
+	}
 	user := ""
 	if id, ok := auth.IdentityFrom(ctx); ok {
 		user = id.Username
 	}
-	s.logger.Info("grpc call", "method", method, "code", status.Code(err).String(),
+	s.logger.Info("grpc call", "method", method, "code", code.String(),
 		"duration_ms", time.Since(start).Milliseconds(), "user", user)
+	return err
 }
 
 func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	start := time.Now()
+	m, start := s.begin(info.FullMethod)
 	actx, err := s.authorize(ctx, info.FullMethod)
 	if err != nil {
-		s.logCall(ctx, info.FullMethod, start, err)
-		return nil, err
+		return nil, s.end(ctx, info.FullMethod, m, start, err)
 	}
 	resp, err := handler(actx, req)
-	s.logCall(actx, info.FullMethod, start, err)
-	return resp, err
+	if err != nil {
+		return nil, s.end(actx, info.FullMethod, m, start, err)
+	}
+	return resp, s.end(actx, info.FullMethod, m, start, nil)
 }
 
 type wrappedStream struct {
@@ -300,13 +384,11 @@ type wrappedStream struct {
 func (w *wrappedStream) Context() context.Context { return w.ctx }
 
 func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	start := time.Now()
+	m, start := s.begin(info.FullMethod)
 	actx, err := s.authorize(ss.Context(), info.FullMethod)
 	if err != nil {
-		s.logCall(ss.Context(), info.FullMethod, start, err)
-		return err
+		return s.end(ss.Context(), info.FullMethod, m, start, err)
 	}
 	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: actx})
-	s.logCall(actx, info.FullMethod, start, err)
-	return err
+	return s.end(actx, info.FullMethod, m, start, err)
 }

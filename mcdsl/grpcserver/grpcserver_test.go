@@ -3,6 +3,8 @@ package grpcserver
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -14,11 +16,14 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/auth/authtest"
+	"git.metacircular.net/metacircular/mcdsl/metrics"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 )
 
@@ -40,9 +45,24 @@ func echo(g *gate) grpc.MethodHandler {
 			return nil, err
 		}
 		h := func(ctx context.Context, _ any) (any, error) {
-			if in.GetValue() == "slow" {
+			switch in.GetValue() {
+			case "slow":
 				close(g.entered)
 				<-g.release
+			case "missing":
+				return nil, fmt.Errorf("%w: thing x", errMissing)
+			case "boom":
+				return nil, errors.New("disk on fire at /secret/path")
+			case "peer":
+				p, ok := peer.FromContext(ctx)
+				if !ok {
+					return wrapperspb.String("no peer"), nil
+				}
+				return wrapperspb.String(p.Addr.String()), nil
+			case "header":
+				if err := grpc.SetHeader(ctx, metadata.Pairs("x-answer", "42")); err != nil {
+					return nil, err
+				}
 			}
 			user := "anonymous"
 			if id, ok := auth.IdentityFrom(ctx); ok {
@@ -53,6 +73,8 @@ func echo(g *gate) grpc.MethodHandler {
 		return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method(nameOf(ctx))}, h)
 	}
 }
+
+var errMissing = apierr.New(apierr.NotFound, "not found")
 
 func nameOf(ctx context.Context) string {
 	m, _ := grpc.Method(ctx)
@@ -98,7 +120,7 @@ func setup(t *testing.T, shutdown time.Duration) *env {
 	pair := pki.Issue(t, "grpc", "127.0.0.1")
 	sealed := &atomic.Bool{}
 	srv, err := New(Options{
-		TLSCert: pair.CertFile, TLSKey: pair.KeyFile, Service: "test",
+		TLSCert: pair.CertFile, TLSKey: pair.KeyFile, Service: "test", Metrics: metrics.New(),
 		Validator: v, Sealed: sealed.Load, ShutdownTimeout: shutdown,
 		Maps: MethodMaps{
 			Public:        map[string]bool{method("Public"): true},
@@ -111,7 +133,7 @@ func setup(t *testing.T, shutdown time.Duration) *env {
 		t.Fatal(err)
 	}
 	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
-	srv.GRPC().RegisterService(desc(g), struct{}{})
+	srv.RegisterService(desc(g), struct{}{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -133,18 +155,19 @@ func (e *env) conn(t *testing.T) *grpc.ClientConn {
 	return c
 }
 
-func call(ctx context.Context, c *grpc.ClientConn, name, token, arg string) (string, error) {
+func call(ctx context.Context, c grpc.ClientConnInterface, name, token, arg string, opts ...grpc.CallOption) (string, error) {
 	if token != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 	}
 	out := new(wrapperspb.StringValue)
-	err := c.Invoke(ctx, method(name), wrapperspb.String(arg), out)
+	err := c.Invoke(ctx, method(name), wrapperspb.String(arg), out, opts...)
 	return out.GetValue(), err
 }
 
-func TestMethodMaps(t *testing.T) {
-	e := setup(t, time.Second)
-	c := e.conn(t)
+// checkMaps runs the access table through c (a network or local
+// connection), including domain errors turned into statuses.
+func checkMaps(t *testing.T, e *env, c grpc.ClientConnInterface) {
+	t.Helper()
 	admin := e.mcias.Token("admin")
 	alice := e.mcias.Token("alice")
 	ctx := context.Background()
@@ -170,6 +193,63 @@ func TestMethodMaps(t *testing.T) {
 			t.Errorf("%s token=%v sealed=%v: got %q %v, want %v %q", tc.method, tc.token != "", tc.sealed, got, err, tc.want, tc.user)
 		}
 	}
+	e.sealed.Store(false)
+	_, err := call(ctx, c, "Public", "", "missing")
+	if s := status.Convert(err); s.Code() != codes.NotFound || s.Message() != "not found: thing x" {
+		t.Errorf("domain error became %v", err)
+	}
+	_, err = call(ctx, c, "Public", "", "boom")
+	if s := status.Convert(err); s.Code() != codes.Internal || s.Message() != "internal error" {
+		t.Errorf("internal error became %v (its detail must stay in the log)", err)
+	}
+	var hdr metadata.MD
+	if _, err := call(ctx, c, "Public", "", "header", grpc.Header(&hdr)); err != nil || len(hdr.Get("x-answer")) != 1 || hdr.Get("x-answer")[0] != "42" {
+		t.Errorf("header set by the handler: %v %v", hdr, err)
+	}
+}
+
+func TestLocal(t *testing.T) {
+	e := setup(t, time.Second)
+	c := e.srv.Local()
+	checkMaps(t, e, c)
+	// The peer is whatever the caller put in the context: the REST gateway
+	// puts the HTTP client's address there.
+	addr := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 4242}
+	got, err := call(peer.NewContext(context.Background(), &peer.Peer{Addr: addr}), c, "Public", "", "peer")
+	if err != nil || got != addr.String() {
+		t.Errorf("peer = %q %v, want %s", got, err, addr)
+	}
+	if _, err := call(context.Background(), c, "Nope", "", ""); status.Code(err) != codes.Unimplemented {
+		t.Errorf("unknown method: %v", err)
+	}
+	if _, err := c.NewStream(context.Background(), &grpc.StreamDesc{ServerStreams: true}, method("Stream")); status.Code(err) != codes.Unimplemented {
+		t.Errorf("local stream: %v", err)
+	}
+	// Calls through Local are counted like network calls.
+	mfs, err := e.srv.opts.Metrics.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled float64
+	for _, mf := range mfs {
+		if mf.GetName() != "grpc_server_handled_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			handled += m.GetCounter().GetValue()
+		}
+	}
+	if handled < 10 {
+		t.Errorf("grpc_server_handled_total = %v after a dozen local calls", handled)
+	}
+}
+
+func TestMethodMaps(t *testing.T) {
+	e := setup(t, time.Second)
+	c := e.conn(t)
+	checkMaps(t, e, c)
+	ctx := context.Background()
+	alice := e.mcias.Token("alice")
 	// Streams go through the same maps.
 	sd := &grpc.StreamDesc{StreamName: "Stream", ServerStreams: true}
 	for _, tc := range []struct {
@@ -252,7 +332,20 @@ func TestMapValidation(t *testing.T) {
 	}
 	o := base
 	o.TLSCert = ""
+	o.Addr = "127.0.0.1:0"
 	if _, err := New(o); err == nil {
-		t.Error("missing TLS accepted")
+		t.Error("missing TLS accepted for a network listener")
+	}
+	o.Addr = ""
+	srv, err := New(o)
+	if err != nil {
+		t.Fatalf("in-process server without TLS: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(context.Background(), ln); err == nil {
+		t.Error("a server without TLS served on the network")
 	}
 }

@@ -48,6 +48,7 @@ func FromConfig(s config.Server, logger *slog.Logger) Options {
 type Server struct {
 	opts   Options
 	srv    *http.Server
+	tlsCfg *tls.Config
 	logger *slog.Logger
 }
 
@@ -69,6 +70,7 @@ func New(opts Options, handler http.Handler) (*Server, error) {
 		IdleTimeout:       IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	var tlsCfg *tls.Config
 	if !opts.Plain {
 		if opts.TLSCert == "" || opts.TLSKey == "" {
 			return nil, errors.New("http server: tls_cert and tls_key are required (or set plain_http for a service behind an L7 proxy)")
@@ -79,16 +81,32 @@ func New(opts Options, handler http.Handler) (*Server, error) {
 		}
 		cfg.NextProtos = []string{"h2", "http/1.1"}
 		srv.TLSConfig = cfg
+		tlsCfg = cfg.Clone()
 	}
-	return &Server{opts: opts, srv: srv, logger: logger}, nil
+	return &Server{opts: opts, srv: srv, tlsCfg: tlsCfg, logger: logger}, nil
+}
+
+// Addr is the configured listen address.
+func (s *Server) Addr() string { return s.opts.Addr }
+
+// TLS reports whether the server speaks HTTPS.
+func (s *Server) TLS() bool { return s.tlsCfg != nil }
+
+// Listen binds Options.Addr.
+func (s *Server) Listen(ctx context.Context) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http server: %w", err)
+	}
+	return ln, nil
 }
 
 // ListenAndServe listens on Options.Addr and serves until ctx ends.
 func (s *Server) ListenAndServe(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.opts.Addr)
+	ln, err := s.Listen(ctx)
 	if err != nil {
-		return fmt.Errorf("http server: %w", err)
+		return err
 	}
 	return s.Serve(ctx, ln)
 }
@@ -96,12 +114,14 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled, then stops accepting and waits
 // up to the shutdown timeout for in-flight requests before closing the rest.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if s.srv.TLSConfig != nil {
-		ln = tls.NewListener(ln, s.srv.TLSConfig)
+	// The listener gets its own copy of the TLS configuration: Serve
+	// adjusts s.srv.TLSConfig for HTTP/2 while handshakes may be running.
+	if s.tlsCfg != nil {
+		ln = tls.NewListener(ln, s.tlsCfg.Clone())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
-	s.logger.Info("http server listening", "addr", ln.Addr().String(), "tls", s.srv.TLSConfig != nil)
+	s.logger.Info("http server listening", "addr", ln.Addr().String(), "tls", s.tlsCfg != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)

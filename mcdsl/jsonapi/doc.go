@@ -1,5 +1,5 @@
-// Package jsonapi is the shared plumbing of the platform's REST APIs: JSON
-// answers, {"error": "..."} bodies, strict bounded request decoding, and
-// the one mapping from HTTP status codes to gRPC codes that keeps a
-// service's REST and gRPC APIs answering alike (PLATFORM.md §4).
+// Package jsonapi is the JSON plumbing of the hand-written HTTP endpoints
+// that are not RPCs (WebAuthn ceremonies and the like): uncacheable JSON
+// answers and strict, bounded request decoding. Errors go through
+// mcdsl/apierr; every RPC's REST endpoint is generated (mcdsl/gateway).
 package jsonapi

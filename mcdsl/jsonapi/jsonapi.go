@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-
-	"google.golang.org/grpc/codes"
 )
 
 // MaxBody bounds a request body read by Decode.
@@ -19,11 +17,6 @@ func Write(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// Error sends {"error": msg} with status code.
-func Error(w http.ResponseWriter, code int, msg string) {
-	Write(w, code, map[string]string{"error": msg})
 }
 
 // Decode reads a JSON body strictly into dst: unknown fields, trailing data
@@ -39,29 +32,4 @@ func Decode(w http.ResponseWriter, r *http.Request, dst any, invalid error) erro
 		return fmt.Errorf("%w: request body: trailing data after the JSON object", invalid)
 	}
 	return nil
-}
-
-// GRPCCode is the gRPC code matching a platform HTTP status.
-func GRPCCode(httpStatus int) codes.Code {
-	switch httpStatus {
-	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-		return codes.OK
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		return codes.InvalidArgument
-	case http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case http.StatusForbidden:
-		return codes.PermissionDenied
-	case http.StatusNotFound:
-		return codes.NotFound
-	case http.StatusConflict:
-		return codes.AlreadyExists
-	case http.StatusPreconditionFailed:
-		return codes.FailedPrecondition
-	case http.StatusTooManyRequests:
-		return codes.ResourceExhausted
-	case http.StatusServiceUnavailable:
-		return codes.Unavailable
-	}
-	return codes.Internal
 }

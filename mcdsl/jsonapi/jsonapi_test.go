@@ -6,8 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"google.golang.org/grpc/codes"
 )
 
 var errInvalid = errors.New("invalid request")
@@ -41,17 +39,11 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestErrorBodyAndCodes(t *testing.T) {
+func TestWrite(t *testing.T) {
 	rec := httptest.NewRecorder()
-	Error(rec, http.StatusConflict, "zone exists")
-	if rec.Code != http.StatusConflict || strings.TrimSpace(rec.Body.String()) != `{"error":"zone exists"}` ||
-		rec.Header().Get("Cache-Control") != "no-store" {
-		t.Fatalf("error answer: %d %q %v", rec.Code, rec.Body, rec.Header())
-	}
-	for status, want := range map[int]codes.Code{400: codes.InvalidArgument, 401: codes.Unauthenticated, 403: codes.PermissionDenied,
-		404: codes.NotFound, 409: codes.AlreadyExists, 412: codes.FailedPrecondition, 429: codes.ResourceExhausted, 503: codes.Unavailable, 500: codes.Internal} {
-		if got := GRPCCode(status); got != want {
-			t.Errorf("GRPCCode(%d) = %v, want %v", status, got, want)
-		}
+	Write(rec, http.StatusCreated, map[string]string{"id": "x"})
+	if rec.Code != http.StatusCreated || strings.TrimSpace(rec.Body.String()) != `{"id":"x"}` ||
+		rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("answer: %d %q %v", rec.Code, rec.Body, rec.Header())
 	}
 }

@@ -1,48 +1,45 @@
-// Package client is the public Go client for the MCNS REST API: zones and
-// records. mcnsctl is built on it; other programs (the MCP agent) may
-// import it. Tokens are MCIAS tokens: log in to MCIAS (mcdsl/auth.Client
-// or mcias/client) and pass the token here.
+// Package client is the public Go client for MCNS's record API: zones and
+// records, over gRPC (mcns.v1). mcnsctl is built on it; other programs
+// (the MCP agent) import it. Tokens are MCIAS tokens: log in to MCIAS
+// (mcias/client or mcdsl/auth) and pass the token here.
 package client
 
 import (
 	"context"
-	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
-	"git.metacircular.net/metacircular/mcdsl/restclient"
+	"git.metacircular.net/metacircular/mcdsl/apierr"
+	"git.metacircular.net/metacircular/mcdsl/grpcclient"
+	mcnsv1 "git.metacircular.net/metacircular/mcns/gen/mcns/v1"
 )
 
-// Error is an error answer from the server.
-type Error = restclient.Error
-
-// StatusOf returns the HTTP status of an *Error, or 0.
-func StatusOf(err error) int { return restclient.StatusOf(err) }
+// KindOf is the kind of a failed call's error (apierr.NotFound,
+// apierr.Denied, ...).
+func KindOf(err error) apierr.Kind { return apierr.KindOf(err) }
 
 // Client calls one MCNS server.
 type Client struct {
-	rc *restclient.Client
+	conn    *grpcclient.Conn
+	zones   mcnsv1.ZoneServiceClient
+	records mcnsv1.RecordServiceClient
 }
 
-// New returns a client for server (https://host:port) trusting caFile (or
-// the system roots when empty); token may be empty until it is set.
-func New(server, caFile, token string) (*Client, error) {
-	rc, err := restclient.New("mcns", server, caFile, token)
+// New returns a client for MCNS's gRPC address (host:port) trusting caFile
+// (or the system roots when empty); token may be empty until SetToken.
+// It connects on the first call.
+func New(addr, caFile, token string) (*Client, error) {
+	conn, err := grpcclient.Dial("mcns", addr, caFile, token)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{rc: rc}, nil
+	return &Client{conn: conn, zones: mcnsv1.NewZoneServiceClient(conn), records: mcnsv1.NewRecordServiceClient(conn)}, nil
 }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
 
 // SetToken sets the bearer token used for authenticated calls.
-func (c *Client) SetToken(tok string) { c.rc.SetToken(tok) }
-
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	return c.rc.Do(ctx, method, path, body, out)
-}
-
-func esc(s string) string { return url.PathEscape(s) }
+func (c *Client) SetToken(tok string) { c.conn.SetToken(tok) }
 
 // Zone is a zone and its SOA fields.
 type Zone struct {
@@ -99,97 +96,120 @@ type Filter struct {
 	Type string
 }
 
-// Health checks GET /v1/health (no token needed).
-func (c *Client) Health(ctx context.Context) error {
-	return c.do(ctx, http.MethodGet, "/v1/health", nil, nil)
+func zoneOf(z *mcnsv1.Zone) Zone {
+	return Zone{
+		Name: z.GetName(), PrimaryNS: z.GetPrimaryNs(), AdminEmail: z.GetAdminEmail(), Serial: z.GetSerial(),
+		Refresh: z.GetRefresh(), Retry: z.GetRetry(), Expire: z.GetExpire(), Minimum: z.GetMinimum(), TTL: z.GetTtl(),
+		CreatedAt: z.GetCreatedAt().AsTime(), UpdatedAt: z.GetUpdatedAt().AsTime(),
+	}
+}
+
+func recordOf(r *mcnsv1.Record) Record {
+	return Record{
+		ID: r.GetId(), Zone: r.GetZone(), Name: r.GetName(), Type: r.GetType(), TTL: r.GetTtl(), Value: r.GetValue(),
+		CreatedAt: r.GetCreatedAt().AsTime(), UpdatedAt: r.GetUpdatedAt().AsTime(),
+	}
+}
+
+func (f RecordFields) pb() *mcnsv1.RecordFields {
+	return &mcnsv1.RecordFields{Name: f.Name, Type: f.Type, Ttl: f.TTL, Value: f.Value}
 }
 
 // ListZones lists the zones.
 func (c *Client) ListZones(ctx context.Context) ([]Zone, error) {
-	var out struct {
-		Zones []Zone `json:"zones"`
+	resp, err := c.zones.ListZones(ctx, &mcnsv1.ListZonesRequest{})
+	if err != nil {
+		return nil, c.conn.Err(err)
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/zones", nil, &out)
-	return out.Zones, err
+	out := make([]Zone, 0, len(resp.GetZones()))
+	for _, z := range resp.GetZones() {
+		out = append(out, zoneOf(z))
+	}
+	return out, nil
 }
 
 // GetZone returns one zone.
 func (c *Client) GetZone(ctx context.Context, zone string) (Zone, error) {
-	var z Zone
-	err := c.do(ctx, http.MethodGet, "/v1/zones/"+esc(zone), nil, &z)
-	return z, err
+	resp, err := c.zones.GetZone(ctx, &mcnsv1.GetZoneRequest{Name: zone})
+	if err != nil {
+		return Zone{}, c.conn.Err(err)
+	}
+	return zoneOf(resp.GetZone()), nil
 }
 
 // CreateZone creates a zone (admin).
 func (c *Client) CreateZone(ctx context.Context, name string, f ZoneFields) (Zone, error) {
-	body := struct {
-		Name string `json:"name"`
-		ZoneFields
-	}{name, f}
-	var z Zone
-	err := c.do(ctx, http.MethodPost, "/v1/zones", body, &z)
-	return z, err
+	resp, err := c.zones.CreateZone(ctx, &mcnsv1.CreateZoneRequest{
+		Name: name, PrimaryNs: f.PrimaryNS, AdminEmail: f.AdminEmail, Refresh: f.Refresh,
+		Retry: f.Retry, Expire: f.Expire, Minimum: f.Minimum, Ttl: f.TTL,
+	})
+	if err != nil {
+		return Zone{}, c.conn.Err(err)
+	}
+	return zoneOf(resp.GetZone()), nil
 }
 
 // UpdateZone changes the SOA fields that are set and bumps the serial
 // (admin).
 func (c *Client) UpdateZone(ctx context.Context, zone string, f ZoneFields) (Zone, error) {
-	var z Zone
-	err := c.do(ctx, http.MethodPut, "/v1/zones/"+esc(zone), f, &z)
-	return z, err
+	resp, err := c.zones.UpdateZone(ctx, &mcnsv1.UpdateZoneRequest{Name: zone, Fields: &mcnsv1.ZoneFields{
+		PrimaryNs: f.PrimaryNS, AdminEmail: f.AdminEmail, Refresh: f.Refresh,
+		Retry: f.Retry, Expire: f.Expire, Minimum: f.Minimum, Ttl: f.TTL,
+	}})
+	if err != nil {
+		return Zone{}, c.conn.Err(err)
+	}
+	return zoneOf(resp.GetZone()), nil
 }
 
 // DeleteZone deletes a zone and its records (admin).
 func (c *Client) DeleteZone(ctx context.Context, zone string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/zones/"+esc(zone), nil, nil)
+	_, err := c.zones.DeleteZone(ctx, &mcnsv1.DeleteZoneRequest{Name: zone})
+	return c.conn.Err(err)
 }
 
 // ListRecords lists a zone's records.
 func (c *Client) ListRecords(ctx context.Context, zone string, f Filter) ([]Record, error) {
-	q := url.Values{}
-	if f.Name != "" {
-		q.Set("name", f.Name)
+	resp, err := c.records.ListRecords(ctx, &mcnsv1.ListRecordsRequest{Zone: zone, Name: f.Name, Type: f.Type})
+	if err != nil {
+		return nil, c.conn.Err(err)
 	}
-	if f.Type != "" {
-		q.Set("type", f.Type)
+	out := make([]Record, 0, len(resp.GetRecords()))
+	for _, r := range resp.GetRecords() {
+		out = append(out, recordOf(r))
 	}
-	path := "/v1/zones/" + esc(zone) + "/records"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out struct {
-		Records []Record `json:"records"`
-	}
-	err := c.do(ctx, http.MethodGet, path, nil, &out)
-	return out.Records, err
-}
-
-func recordPath(zone string, id int64) string {
-	return "/v1/zones/" + esc(zone) + "/records/" + strconv.FormatInt(id, 10)
+	return out, nil
 }
 
 // GetRecord returns one record.
 func (c *Client) GetRecord(ctx context.Context, zone string, id int64) (Record, error) {
-	var r Record
-	err := c.do(ctx, http.MethodGet, recordPath(zone, id), nil, &r)
-	return r, err
+	resp, err := c.records.GetRecord(ctx, &mcnsv1.GetRecordRequest{Zone: zone, Id: id})
+	if err != nil {
+		return Record{}, c.conn.Err(err)
+	}
+	return recordOf(resp.GetRecord()), nil
 }
 
 // CreateRecord adds a record to a zone.
 func (c *Client) CreateRecord(ctx context.Context, zone string, f RecordFields) (Record, error) {
-	var r Record
-	err := c.do(ctx, http.MethodPost, "/v1/zones/"+esc(zone)+"/records", f, &r)
-	return r, err
+	resp, err := c.records.CreateRecord(ctx, &mcnsv1.CreateRecordRequest{Zone: zone, Record: f.pb()})
+	if err != nil {
+		return Record{}, c.conn.Err(err)
+	}
+	return recordOf(resp.GetRecord()), nil
 }
 
 // UpdateRecord replaces a record.
 func (c *Client) UpdateRecord(ctx context.Context, zone string, id int64, f RecordFields) (Record, error) {
-	var r Record
-	err := c.do(ctx, http.MethodPut, recordPath(zone, id), f, &r)
-	return r, err
+	resp, err := c.records.UpdateRecord(ctx, &mcnsv1.UpdateRecordRequest{Zone: zone, Id: id, Record: f.pb()})
+	if err != nil {
+		return Record{}, c.conn.Err(err)
+	}
+	return recordOf(resp.GetRecord()), nil
 }
 
 // DeleteRecord removes a record.
 func (c *Client) DeleteRecord(ctx context.Context, zone string, id int64) error {
-	return c.do(ctx, http.MethodDelete, recordPath(zone, id), nil, nil)
+	_, err := c.records.DeleteRecord(ctx, &mcnsv1.DeleteRecordRequest{Zone: zone, Id: id})
+	return c.conn.Err(err)
 }

@@ -196,11 +196,12 @@ func TestMCATAgainstMCIAS(t *testing.T) {
 	t.Cleanup(tr.CloseIdleConnections)
 	plain := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
-	mciasURL, mcias := startMCIAS(t, bin, dir, mciasCert, plain)
+	ep, mcias := startMCIAS(t, bin, dir, mciasCert, plain)
+	mciasURL := ep.url
 
 	// Accounts and policy, through the public Go client.
 	ctx := t.Context()
-	admin, err := client.New(mciasURL, ca.CertPath(), "")
+	admin, err := client.New(ep.grpc, ca.CertPath(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestMCATAgainstMCIAS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bob, err := client.New(mciasURL, ca.CertPath(), "")
+	bob, err := client.New(ep.grpc, ca.CertPath(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,15 +314,25 @@ service_name = "mcat"
 	}
 }
 
+// mciasEndpoints are where a test MCIAS answers.
+type mciasEndpoints struct {
+	// url is the REST base URL (https://host:port).
+	url string
+	// grpc is the gRPC address (host:port), where the Go client and the
+	// CLIs talk.
+	grpc string
+}
+
 // startMCIAS writes a config with fast Argon2 parameters and a throttle of
 // three failures, runs "mcias init" with adminPassword and serves until the
-// test ends; it returns the HTTPS base URL once healthy, and the process.
-func startMCIAS(t *testing.T, bin, dir string, cert seedpki.Issued, plain *http.Client) (string, *process) {
+// test ends; it returns the endpoints once healthy, and the process.
+func startMCIAS(t *testing.T, bin, dir string, cert seedpki.Issued, plain *http.Client) (mciasEndpoints, *process) {
 	t.Helper()
-	mciasAddr := freeAddr(t)
+	mciasAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	mciasCfg := filepath.Join(dir, "mcias.toml")
 	writeFile(t, mciasCfg, fmt.Sprintf(`[server]
 listen_addr = %q
+grpc_addr = %q
 tls_cert = %q
 tls_key = %q
 [database]
@@ -333,7 +344,7 @@ parallelism = 1
 [throttle]
 account_failures = 3
 ip_failures = 1000
-`, mciasAddr, cert.CertPath, cert.KeyPath, filepath.Join(dir, "mcias.db")))
+`, mciasAddr, grpcAddr, cert.CertPath, cert.KeyPath, filepath.Join(dir, "mcias.db")))
 	pwFile := filepath.Join(dir, "admin-password")
 	writeFile(t, pwFile, adminPassword)
 	if out, err := exec.Command(filepath.Join(bin, "mcias"), "--config", mciasCfg, "init", "--password-file", pwFile).CombinedOutput(); err != nil {
@@ -342,7 +353,7 @@ ip_failures = 1000
 	mcias := startProcess(t, "mcias", filepath.Join(bin, "mcias"), "--config", mciasCfg, "server")
 	mciasURL := "https://" + mciasAddr
 	waitHealthy(t, plain, mcias, mciasURL+"/v1/health")
-	return mciasURL, mcias
+	return mciasEndpoints{url: mciasURL, grpc: grpcAddr}, mcias
 }
 
 func writeFile(t *testing.T, path, body string) {

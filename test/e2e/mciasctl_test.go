@@ -30,7 +30,7 @@ func TestMCIASCtl(t *testing.T) {
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13}}
 	t.Cleanup(tr.CloseIdleConnections)
-	url, _ := startMCIAS(t, bin, dir, cert, &http.Client{Transport: tr, Timeout: 10 * time.Second})
+	ep, _ := startMCIAS(t, bin, dir, cert, &http.Client{Transport: tr, Timeout: 10 * time.Second})
 
 	session := filepath.Join(dir, "session.json")
 	ctl := func(stdin string, args ...string) (string, error) {
@@ -48,11 +48,11 @@ func TestMCIASCtl(t *testing.T) {
 		return out
 	}
 
-	if out, err := ctl("wrong-password\n", "--server", url, "--ca", ca.CertPath(), "login", "-u", "admin", "--password-stdin"); err == nil ||
+	if out, err := ctl("wrong-password\n", "--mcias", ep.grpc, "--ca", ca.CertPath(), "login", "-u", "admin", "--password-stdin"); err == nil ||
 		!strings.Contains(out, "invalid credentials") || strings.Count(out, "\n") != 1 {
 		t.Fatalf("bad login must fail with one line: %v\n%s", err, out)
 	}
-	must(adminPassword+"\n", "--server", url, "--ca", ca.CertPath(), "login", "-u", "admin", "--password-stdin")
+	must(adminPassword+"\n", "--mcias", ep.grpc, "--ca", ca.CertPath(), "login", "-u", "admin", "--password-stdin")
 	if out := must("", "whoami"); !strings.Contains(out, "admin") || !strings.Contains(out, "human") {
 		t.Fatalf("whoami:\n%s", out)
 	}

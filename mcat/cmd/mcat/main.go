@@ -1,59 +1,29 @@
 // Command mcat is MCAT, the login-policy tester: a small web app that
 // submits a login to MCIAS with a chosen service_name and tags and shows
-// what MCIAS decided.
+// what MCIAS decided. It keeps no state: init and status say so.
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/spf13/cobra"
-
 	"git.metacircular.net/metacircular/mcat/internal/tester"
 	"git.metacircular.net/metacircular/mcdsl/logging"
+	"git.metacircular.net/metacircular/mcdsl/service"
 )
 
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root().ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mcat: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main(def()) }
 
-func root() *cobra.Command {
-	var cfgPath string
-	cmd := &cobra.Command{
-		Use:           "mcat",
-		Short:         "MCAT, the MCIAS login-policy tester",
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+func def() service.Def[*tester.Config] {
+	return service.Def[*tester.Config]{
+		Name:    tester.ServiceName,
+		Short:   "MCAT, the MCIAS login-policy tester",
+		Version: version,
+		Load:    tester.LoadConfig,
+		Logging: func(c *tester.Config) logging.Config { return c.Log },
+		ServerLong: `server serves the tester's page on server.listen_addr (TLS 1.3, or plain HTTP
+behind an L7 proxy with plain_http): a form that submits one login to the
+MCIAS at mcias.server_url with the service_name and tags typed into it and
+shows what MCIAS decided. Tokens it obtains are revoked at once.`,
+		Build: tester.Build,
 	}
-	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", "/srv/mcat/mcat.toml", "configuration file")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "server",
-		Short: "Serve the tester's web page until SIGINT/SIGTERM",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := tester.LoadConfig(cfgPath)
-			if err != nil {
-				return err
-			}
-			logger, err := logging.New(cfg.Log, os.Stderr)
-			if err != nil {
-				return err
-			}
-			logger.Info("mcat starting", "version", version, "mcias", cfg.MCIAS.ServerURL)
-			return tester.Run(cmd.Context(), cfg, logger)
-		},
-	})
-	return cmd
 }

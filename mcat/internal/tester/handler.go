@@ -12,8 +12,8 @@ import (
 
 	mcatweb "git.metacircular.net/metacircular/mcat/web"
 	"git.metacircular.net/metacircular/mcdsl/csrf"
-	"git.metacircular.net/metacircular/mcdsl/health"
-	"git.metacircular.net/metacircular/mcdsl/httpserver"
+	"git.metacircular.net/metacircular/mcdsl/metrics"
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/web"
 )
 
@@ -37,7 +37,8 @@ type page struct {
 // NewHandler serves MCAT's one page: GET / shows the form (service_name
 // and tags start from the [mcias] defaults), POST / runs a test and shows
 // the outcome. Every mutating request needs the CSRF token; the CSRF key
-// is random per process, so a restart only asks users to reload.
+// is random per process, so a restart only asks users to reload. Health
+// and metrics are the service runtime's (Build).
 func NewHandler(t *Tester, defaults Form, logger *slog.Logger) (http.Handler, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -63,8 +64,16 @@ func NewHandler(t *Tester, defaults Form, logger *slog.Logger) (http.Handler, er
 	mux.HandleFunc("GET /{$}", h.show)
 	mux.HandleFunc("POST /{$}", h.try)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	mux.Handle("GET /v1/health", health.Handler(nil))
-	return limitBody(protect.Middleware(mux)), nil
+	return limitBody(protect.Middleware(routeNames(mux))), nil
+}
+
+// routeNames names each request's route for the request metrics by the
+// pattern mux matched ("GET /{$}", "POST /{$}", "GET /static/").
+func routeNames(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		metrics.SetRoute(r.Context(), r.Pattern)
+	})
 }
 
 // DefaultsFrom turns the [mcias] section into the form's initial values.
@@ -137,19 +146,19 @@ func splitTags(s string) []string {
 	return tags
 }
 
-// Run serves MCAT with cfg until ctx is cancelled.
-func Run(ctx context.Context, cfg *Config, logger *slog.Logger) error {
-	t, err := New(cfg.MCIAS, logger)
+// Build constructs MCAT on rt without binding anything: the Tester for
+// [mcias] and its page on the [server] listener, which the runtime wraps
+// with request metrics, GET /v1/health and GET /metrics (on
+// server.metrics_addr instead when that is set). MCAT keeps no state.
+func Build(_ context.Context, cfg *Config, rt *service.Runtime) error {
+	t, err := New(cfg.MCIAS, rt.Logger)
 	if err != nil {
 		return err
 	}
-	h, err := NewHandler(t, DefaultsFrom(*cfg), logger)
+	h, err := NewHandler(t, DefaultsFrom(*cfg), rt.Logger)
 	if err != nil {
 		return err
 	}
-	srv, err := httpserver.New(httpserver.FromConfig(cfg.Server, logger), h)
-	if err != nil {
-		return err
-	}
-	return srv.ListenAndServe(ctx)
+	rt.Logger.Info("testing logins against MCIAS", "mcias", cfg.MCIAS.ServerURL)
+	return rt.HTTP(cfg.Server, h)
 }

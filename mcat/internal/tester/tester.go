@@ -100,7 +100,7 @@ func New(cfg config.MCIAS, logger *slog.Logger) (*Tester, error) {
 	}
 	tlsCfg, err := tlsutil.ClientConfig(cfg.CACert)
 	if err != nil {
-		return nil, fmt.Errorf("mcat: %w", err)
+		return nil, fmt.Errorf("mcias client: %w", err)
 	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true,

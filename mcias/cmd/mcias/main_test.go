@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 	"git.metacircular.net/metacircular/mcias/internal/server"
 	"git.metacircular.net/metacircular/mcias/internal/store"
@@ -56,7 +59,7 @@ parallelism = 1
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	var sum summary
+	var sum server.Summary
 	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Accounts != 1 || sum.Admins != 1 || sum.Keys != 1 || sum.Policies != 1 {
 		t.Fatalf("status: %+v %v", sum, err)
 	}
@@ -169,4 +172,17 @@ func checkSystemToken(t *testing.T, cfgPath, path, name string) string {
 		t.Fatalf("token in %s is for %s (%s), want system account %s", path, id.Username, id.AccountType, name)
 	}
 	return tok
+}
+
+func TestEveryCommandHasExample(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Example == "" && c.HasParent() {
+			t.Errorf("%q has no Example", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(service.Command(def()))
 }

@@ -1,6 +1,6 @@
 // Command mciasctl administers MCIAS: login, accounts, roles, system tokens,
-// login policies, TOTP and signing keys. It talks to the REST API with the
-// token saved by "mciasctl login".
+// login policies, TOTP and signing keys, over MCIAS's gRPC API (mcias/client)
+// with the token saved by "mciasctl login".
 package main
 
 import (
@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/cli"
 
 	"github.com/spf13/cobra"
@@ -36,170 +37,93 @@ func main() {
 	}
 }
 
-// session is what "login" saves, mode 0600.
-type session struct {
-	Server    string    `json:"server"`
-	CACert    string    `json:"ca_cert,omitempty"`
-	Username  string    `json:"username"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// tool is mciasctl's shared CLI state: the --mcias, --ca, --token,
+// --session and --json flags, the session file and the login command.
+var tool = &cli.Tool{Name: "mciasctl", Login: client.CLILogin}
 
-type globals struct {
-	server, caCert, token, sessionPath string
-	json                               bool
-}
-
-func (g *globals) load() session {
-	var s session
-	if err := cli.LoadSession(g.sessionPath, &s); err != nil {
-		fmt.Fprintf(os.Stderr, "mciasctl: warning: %v\n", err)
+// withClient runs fn with a client for the session's (or the flags')
+// MCIAS and token, closing it afterwards.
+func withClient(fn func(c *client.Client) error) error {
+	s, addr, err := tool.Server(true)
+	if err != nil {
+		return err
 	}
-	if g.server != "" {
-		s.Server = g.server
+	c, err := client.New(addr, s.CACert, s.Token)
+	if err != nil {
+		return err
 	}
-	if g.caCert != "" {
-		s.CACert = g.caCert
-	}
-	if g.token != "" {
-		s.Token = g.token
-	}
-	return s
-}
-
-// client builds an API client; authenticated calls need a token.
-func (g *globals) client(needToken bool) (*client.Client, session, error) {
-	s := g.load()
-	if s.Server == "" {
-		return nil, s, errors.New("no server: pass --server or $MCIAS_SERVER, or run mciasctl login")
-	}
-	if needToken && s.Token == "" {
-		return nil, s, errors.New("not logged in: run mciasctl login (or pass --token / $MCIAS_TOKEN)")
-	}
-	c, err := client.New(s.Server, s.CACert, s.Token)
-	return c, s, err
-}
-
-func (g *globals) print(out io.Writer, v any, table func(*tabwriter.Writer)) error {
-	return cli.Print(out, g.json, v, table)
+	defer func() { _ = c.Close() }()
+	return fn(c)
 }
 
 func newRoot() *cobra.Command {
-	g := &globals{}
 	cmd := &cobra.Command{
 		Use:   "mciasctl",
 		Short: "Administer MCIAS, the Metacircular identity service",
-		Long: `mciasctl talks to the MCIAS REST API. "mciasctl login" saves the server, CA
-and token to a session file (mode 0600); later commands use it. Accounts may be
-named by username or ID. Output is a table; --json prints JSON for scripts.`,
+		Long: `mciasctl talks to MCIAS's gRPC API. "mciasctl login" saves the MCIAS address,
+the CA and the token to a session file (mode 0600); later commands use it.
+--token or $MCIASCTL_TOKEN use a token instead (for example a system
+account's). The address is MCIAS's gRPC host:port (its server.grpc_addr),
+from --mcias or $METACIRCULAR_MCIAS; the CA from --ca or $METACIRCULAR_CA.
+Accounts may be named by username or ID. Output is a table; --json prints
+JSON for scripts.`,
+		Example: `  mciasctl --mcias mcias.svc.mcp.metacircular.net:9443 --ca /srv/ca/ca.crt login -u admin
+  mciasctl accounts list
+  mciasctl --json accounts show alice`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	f := cmd.PersistentFlags()
-	f.StringVar(&g.server, "server", os.Getenv("MCIAS_SERVER"), "MCIAS URL, e.g. https://mcias.svc.mcp.metacircular.net:8443 ($MCIAS_SERVER)")
-	f.StringVar(&g.caCert, "ca", os.Getenv("MCIAS_CA_CERT"), "CA certificate to trust ($MCIAS_CA_CERT)")
-	f.StringVar(&g.token, "token", os.Getenv("MCIAS_TOKEN"), "bearer token to use instead of the session's ($MCIAS_TOKEN)")
-	f.StringVar(&g.sessionPath, "session", cli.SessionPath("mciasctl"), "session file")
-	f.BoolVar(&g.json, "json", false, "print JSON")
-	cmd.AddCommand(loginCmd(g), logoutCmd(g), whoamiCmd(g), accountsCmd(g), rolesCmd(g), tokenCmd(g),
-		policiesCmd(g), totpCmd(g), keysCmd(g))
+	tool.Flags(cmd)
+	// --server was the REST URL before mciasctl spoke gRPC; say what to
+	// pass instead of "unknown flag".
+	var oldServer string
+	cmd.PersistentFlags().StringVar(&oldServer, "server", "", "")
+	_ = cmd.PersistentFlags().MarkHidden("server")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if oldServer != "" {
+			return fmt.Errorf("--server is gone: mciasctl talks gRPC; pass --mcias host:port (MCIAS's server.grpc_addr) or set $%s", cli.EnvMCIAS)
+		}
+		return nil
+	}
+	cmd.AddCommand(tool.LoginCommand(), logoutCmd(), whoamiCmd(), accountsCmd(), rolesCmd(), tokenCmd(),
+		policiesCmd(), totpCmd(), keysCmd())
 	return cmd
 }
 
-func loginCmd(g *globals) *cobra.Command {
-	var username, totpCode, serviceName string
-	var tags []string
-	var passwordStdin bool
-	cmd := &cobra.Command{
-		Use:   "login",
-		Short: "Log in and save the session",
-		Args:  cobra.NoArgs,
+func logoutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "logout",
+		Short:   "Revoke the session's token and forget it",
+		Example: "  mciasctl logout",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, s, err := g.client(false)
-			if err != nil {
+			err := withClient(func(c *client.Client) error { return c.Logout(cmd.Context()) })
+			// A token MCIAS no longer accepts is as good as revoked.
+			if err != nil && client.KindOf(err) != apierr.Unauthenticated {
 				return err
 			}
-			if username == "" {
-				username = s.Username
-			}
-			if username == "" {
-				return errors.New("--username is required")
-			}
-			var pw string
-			if passwordStdin {
-				pw, err = terminal.ReadPasswordFrom(os.Stdin, io.Discard, "")
-			} else {
-				pw, err = terminal.ReadPassword("Password for " + username + ": ")
-			}
-			if err != nil {
-				return err
-			}
-			req := client.LoginRequest{Username: username, Password: pw, TOTPCode: totpCode, ServiceName: serviceName, Tags: tags}
-			t, err := c.Login(cmd.Context(), req)
-			if err != nil && strings.Contains(err.Error(), "totp code required") && !passwordStdin {
-				code, rerr := terminal.ReadPassword("TOTP code: ")
-				if rerr != nil {
-					return rerr
+			return tool.ForgetToken()
+		},
+	}
+}
+
+func whoamiCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "whoami",
+		Short:   "Show the account behind the current token",
+		Example: "  mciasctl whoami\n  mciasctl --json whoami",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withClient(func(c *client.Client) error {
+				id, err := c.WhoAmI(cmd.Context())
+				if err != nil {
+					return err
 				}
-				req.TOTPCode = code
-				t, err = c.Login(cmd.Context(), req)
-			}
-			if err != nil {
-				return fmt.Errorf("login: %w", err)
-			}
-			s.Username, s.Token, s.ExpiresAt = username, t.Token, t.ExpiresAt
-			if err := cli.SaveSession(g.sessionPath, s); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s until %s\n", username, t.ExpiresAt.Local().Format(time.RFC1123))
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&username, "username", "u", "", "username")
-	cmd.Flags().StringVar(&totpCode, "totp", "", "TOTP or recovery code (prompted when required)")
-	cmd.Flags().StringVar(&serviceName, "service-name", "mciasctl", "service_name sent for login policy")
-	cmd.Flags().StringSliceVar(&tags, "tag", nil, "tag sent for login policy (repeatable)")
-	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (scripts)")
-	return cmd
-}
-
-func logoutCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "logout",
-		Short: "Revoke the session's token and forget it",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, s, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			if err := c.Logout(cmd.Context()); err != nil && client.StatusOf(err) != 401 {
-				return err
-			}
-			s.Token, s.ExpiresAt = "", time.Time{}
-			return cli.SaveSession(g.sessionPath, s)
-		},
-	}
-}
-
-func whoamiCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "whoami",
-		Short: "Show the account behind the current token",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			id, err := c.WhoAmI(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), id, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "USERNAME\tTYPE\tROLES\tEXPIRES\n%s\t%s\t%s\t%s\n", id.Username, id.AccountType,
-					strings.Join(id.Roles, ","), id.ExpiresAt.Local().Format(time.RFC3339))
+				return tool.Print(cmd.OutOrStdout(), id, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "USERNAME\tTYPE\tROLES\tEXPIRES\n%s\t%s\t%s\t%s\n", id.Username, id.AccountType,
+						strings.Join(id.Roles, ","), id.ExpiresAt.Local().Format(time.RFC3339))
+				})
 			})
 		},
 	}
@@ -212,30 +136,29 @@ func accountTable(w *tabwriter.Writer, list []client.Account) {
 	}
 }
 
-func accountsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "accounts", Short: "List, create, change and delete accounts"}
+func accountsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "accounts", Short: "List, create, change and delete accounts (admin)",
+		Example: "  mciasctl accounts list\n  mciasctl accounts create alice --role user"}
+	// run prints the account(s) fn returns; v nil prints nothing.
 	run := func(fn func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error)) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			v, rows, err := fn(cmd.Context(), c, args)
-			if err != nil {
-				return err
-			}
-			if v == nil {
-				return nil
-			}
-			return g.print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { accountTable(w, rows) })
+			return withClient(func(c *client.Client) error {
+				v, rows, err := fn(cmd.Context(), c, args)
+				if err != nil || v == nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { accountTable(w, rows) })
+			})
 		}
 	}
 	list := &cobra.Command{Use: "list", Short: "List accounts", Args: cobra.NoArgs,
+		Example: "  mciasctl accounts list\n  mciasctl --json accounts list",
 		RunE: run(func(ctx context.Context, c *client.Client, _ []string) (any, []client.Account, error) {
 			l, err := c.ListAccounts(ctx)
 			return l, l, err
 		})}
 	show := &cobra.Command{Use: "show ACCOUNT", Short: "Show one account", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl accounts show alice\n  mciasctl --json accounts show 6f1c2a9e-...",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error) {
 			a, err := c.GetAccount(ctx, args[0])
 			return a, []client.Account{a}, err
@@ -243,6 +166,9 @@ func accountsCmd(g *globals) *cobra.Command {
 	var system, passwordStdin bool
 	var roles []string
 	create := &cobra.Command{Use: "create USERNAME", Short: "Create a human (default) or --system account", Args: cobra.ExactArgs(1),
+		Example: `  mciasctl accounts create alice --role user,guest    # asks for the password twice
+  printf '%s\n' "$PASSWORD" | mciasctl accounts create bob --password-stdin
+  mciasctl accounts create --system mcns-agent`,
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error) {
 			req := client.CreateAccountRequest{Username: args[0], AccountType: "human", Roles: roles}
 			if system {
@@ -262,6 +188,7 @@ func accountsCmd(g *globals) *cobra.Command {
 	create.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input")
 	status := func(use, value string) *cobra.Command {
 		return &cobra.Command{Use: use + " ACCOUNT", Short: strings.ToUpper(use[:1]) + use[1:] + " an account", Args: cobra.ExactArgs(1),
+			Example: "  mciasctl accounts " + use + " alice",
 			RunE: run(func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error) {
 				a, err := c.UpdateAccount(ctx, args[0], client.UpdateAccountRequest{Status: &value})
 				return a, []client.Account{a}, err
@@ -269,6 +196,8 @@ func accountsCmd(g *globals) *cobra.Command {
 	}
 	var resetStdin bool
 	setPassword := &cobra.Command{Use: "set-password ACCOUNT", Short: "Reset an account's password (admin)", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl accounts set-password alice    # asks for the new password twice\n" +
+			"  printf '%s\\n' \"$PASSWORD\" | mciasctl accounts set-password alice --password-stdin",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error) {
 			pw, err := readNewPassword(resetStdin)
 			if err != nil {
@@ -279,6 +208,7 @@ func accountsCmd(g *globals) *cobra.Command {
 		})}
 	setPassword.Flags().BoolVar(&resetStdin, "password-stdin", false, "read the password from standard input")
 	del := &cobra.Command{Use: "delete ACCOUNT", Short: "Delete an account and its tokens", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl accounts delete alice",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error) {
 			return nil, nil, c.DeleteAccount(ctx, args[0])
 		})}
@@ -304,75 +234,71 @@ func readNewPassword(stdin bool) (string, error) {
 	return pw, nil
 }
 
-func rolesCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "roles", Short: "Set an account's roles"}
+func rolesCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "roles", Short: "Set an account's roles (admin)",
+		Example: "  mciasctl roles set alice user,guest"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "set ACCOUNT ROLE[,ROLE...]", Short: "Replace the roles (admin, user, guest; \"none\" for no roles)", Args: cobra.ExactArgs(2),
+		Example: "  mciasctl roles set alice admin\n  mciasctl roles set bob user,guest\n  mciasctl roles set carol none",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
 			roles := []string{}
 			if args[1] != "none" {
 				roles = strings.Split(args[1], ",")
 			}
-			a, err := c.SetRoles(cmd.Context(), args[0], roles)
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), a, func(w *tabwriter.Writer) { accountTable(w, []client.Account{a}) })
+			return withClient(func(c *client.Client) error {
+				a, err := c.SetRoles(cmd.Context(), args[0], roles)
+				if err != nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), a, func(w *tabwriter.Writer) { accountTable(w, []client.Account{a}) })
+			})
 		},
 	})
 	return cmd
 }
 
-func tokenCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Issue, list and revoke tokens"}
+func tokenCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Issue, list and revoke tokens",
+		Example: "  mciasctl token issue mcns-agent --ttl 720h\n  mciasctl token list alice"}
 	var ttl time.Duration
 	issue := &cobra.Command{Use: "issue ACCOUNT", Short: "Issue a long-lived token for a system account (no password)", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl token issue mcns-agent\n  mciasctl token issue mcns-agent --ttl 720h > mcns-agent.token",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			t, err := c.IssueSystemToken(cmd.Context(), args[0], ttl)
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), t, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "%s\n", t.Token)
+			return withClient(func(c *client.Client) error {
+				t, err := c.IssueSystemToken(cmd.Context(), args[0], ttl)
+				if err != nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), t, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "%s\n", t.Token)
+				})
 			})
 		}}
 	issue.Flags().DurationVar(&ttl, "ttl", 0, "lifetime (default: the server's system_ttl, 365 days)")
 	list := &cobra.Command{Use: "list ACCOUNT", Short: "List an account's unexpired tokens", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl token list alice\n  mciasctl --json token list mcns-agent",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			l, err := c.ListTokens(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), l, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "JTI\tKIND\tISSUED\tEXPIRES\tREVOKED")
-				for _, t := range l {
-					rev := "-"
-					if t.RevokedAt != nil {
-						rev = t.RevokedAt.Local().Format(time.RFC3339)
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.JTI, t.Kind, t.IssuedAt.Local().Format(time.RFC3339), t.ExpiresAt.Local().Format(time.RFC3339), rev)
+			return withClient(func(c *client.Client) error {
+				l, err := c.ListTokens(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
+				return tool.Print(cmd.OutOrStdout(), l, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "JTI\tKIND\tISSUED\tEXPIRES\tREVOKED")
+					for _, t := range l {
+						rev := "-"
+						if t.RevokedAt != nil {
+							rev = t.RevokedAt.Local().Format(time.RFC3339)
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.JTI, t.Kind, t.IssuedAt.Local().Format(time.RFC3339), t.ExpiresAt.Local().Format(time.RFC3339), rev)
+					}
+				})
 			})
 		}}
 	revoke := &cobra.Command{Use: "revoke JTI", Short: "Revoke a token by its jti", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl token revoke 9b1f0c4e2a7d4e31",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			return c.RevokeToken(cmd.Context(), args[0])
+			return withClient(func(c *client.Client) error { return c.RevokeToken(cmd.Context(), args[0]) })
 		}}
 	cmd.AddCommand(issue, list, revoke)
 	return cmd
@@ -393,8 +319,17 @@ func list(l []string) string {
 	return strings.Join(l, ",")
 }
 
-func policiesCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "policies", Short: "Manage login policy rules (lower priority numbers are evaluated first; no match denies)"}
+func policyID(arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("policy id %q: expected a number", arg)
+	}
+	return id, nil
+}
+
+func policiesCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policies", Short: "Manage login policy rules (lower priority numbers are evaluated first; no match denies)",
+		Example: "  mciasctl policies list\n  mciasctl policies create --priority 5 --effect deny --role guest --service mcp"}
 	var p client.Policy
 	flags := func(c *cobra.Command) {
 		c.Flags().IntVar(&p.Priority, "priority", 100, "evaluation order (lower first)")
@@ -407,134 +342,127 @@ func policiesCmd(g *globals) *cobra.Command {
 		c.Flags().StringVar(&p.Description, "description", "", "note shown in listings and logs")
 	}
 	show := func(cmd *cobra.Command, v client.Policy) error {
-		return g.print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { policyTable(w, []client.Policy{v}) })
+		return tool.Print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { policyTable(w, []client.Policy{v}) })
 	}
 	listCmd := &cobra.Command{Use: "list", Short: "List rules in evaluation order", Args: cobra.NoArgs,
+		Example: "  mciasctl policies list\n  mciasctl --json policies list",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			l, err := c.ListPolicies(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), l, func(w *tabwriter.Writer) { policyTable(w, l) })
+			return withClient(func(c *client.Client) error {
+				l, err := c.ListPolicies(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), l, func(w *tabwriter.Writer) { policyTable(w, l) })
+			})
 		}}
 	create := &cobra.Command{Use: "create", Short: "Add a rule", Args: cobra.NoArgs,
+		Example: `  mciasctl policies create --priority 5 --effect deny --role guest --service mcp --description "guests stay out of mcp"
+  mciasctl policies create --priority 10 --effect allow --account-type system --action auth:login --tag env:prod`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			out, err := c.CreatePolicy(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			return show(cmd, out)
+			return withClient(func(c *client.Client) error {
+				out, err := c.CreatePolicy(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				return show(cmd, out)
+			})
 		}}
 	flags(create)
 	update := &cobra.Command{Use: "update ID", Short: "Replace a rule (all fields as given)", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl policies update 7 --priority 5 --effect allow --role admin --action auth:login",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil {
-				return fmt.Errorf("policy id %q: expected a number", args[0])
-			}
-			c, _, err := g.client(true)
+			id, err := policyID(args[0])
 			if err != nil {
 				return err
 			}
 			p.ID = id
-			out, err := c.UpdatePolicy(cmd.Context(), p)
-			if err != nil {
-				return err
-			}
-			return show(cmd, out)
+			return withClient(func(c *client.Client) error {
+				out, err := c.UpdatePolicy(cmd.Context(), p)
+				if err != nil {
+					return err
+				}
+				return show(cmd, out)
+			})
 		}}
 	flags(update)
 	del := &cobra.Command{Use: "delete ID", Short: "Remove a rule", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl policies delete 7",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 64)
-			if err != nil {
-				return fmt.Errorf("policy id %q: expected a number", args[0])
-			}
-			c, _, err := g.client(true)
+			id, err := policyID(args[0])
 			if err != nil {
 				return err
 			}
-			return c.DeletePolicy(cmd.Context(), id)
+			return withClient(func(c *client.Client) error { return c.DeletePolicy(cmd.Context(), id) })
 		}}
 	cmd.AddCommand(listCmd, create, update, del)
 	return cmd
 }
 
-func totpCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "totp", Short: "Enrol, confirm or disable TOTP for your account"}
-	self := func(ctx context.Context) (*client.Client, string, error) {
-		c, _, err := g.client(true)
-		if err != nil {
-			return nil, "", err
-		}
-		id, err := c.WhoAmI(ctx)
-		if err != nil {
-			return nil, "", err
-		}
-		return c, id.Subject, nil
+func totpCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "totp", Short: "Enrol, confirm or disable TOTP for your account",
+		Example: "  mciasctl totp enroll\n  mciasctl totp confirm 123456"}
+	// self runs fn with a client and the caller's account ID.
+	self := func(ctx context.Context, fn func(c *client.Client, id string) error) error {
+		return withClient(func(c *client.Client) error {
+			id, err := c.WhoAmI(ctx)
+			if err != nil {
+				return err
+			}
+			return fn(c, id.Subject)
+		})
 	}
 	enroll := &cobra.Command{Use: "enroll", Short: "Create a TOTP secret (shown once); then run totp confirm CODE", Args: cobra.NoArgs,
+		Example: "  mciasctl totp enroll",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, id, err := self(cmd.Context())
-			if err != nil {
-				return err
-			}
-			e, err := c.EnrollTOTP(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), e, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "secret:\t%s\nuri:\t%s\n", e.Secret, e.URI)
+			return self(cmd.Context(), func(c *client.Client, id string) error {
+				e, err := c.EnrollTOTP(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), e, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "secret:\t%s\nuri:\t%s\n", e.Secret, e.URI)
+				})
 			})
 		}}
 	confirm := &cobra.Command{Use: "confirm CODE", Short: "Activate TOTP with a code from the app; prints recovery codes once", Args: cobra.ExactArgs(1),
+		Example: "  mciasctl totp confirm 123456",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := self(cmd.Context())
-			if err != nil {
-				return err
-			}
-			codes, err := c.ConfirmTOTP(cmd.Context(), id, args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), codes, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "TOTP enabled. Recovery codes (each works once; store them safely):")
-				for _, code := range codes {
-					fmt.Fprintln(w, "  "+code)
+			return self(cmd.Context(), func(c *client.Client, id string) error {
+				codes, err := c.ConfirmTOTP(cmd.Context(), id, args[0])
+				if err != nil {
+					return err
 				}
+				return tool.Print(cmd.OutOrStdout(), codes, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "TOTP enabled. Recovery codes (each works once; store them safely):")
+					for _, code := range codes {
+						fmt.Fprintln(w, "  "+code)
+					}
+				})
 			})
 		}}
 	var account string
 	disable := &cobra.Command{Use: "disable [CODE]", Short: "Turn TOTP off (with a code; admins may reset another --account without one)", Args: cobra.MaximumNArgs(1),
+		Example: "  mciasctl totp disable 123456\n  mciasctl totp disable --account alice    # admin: alice lost her device",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, id, err := self(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if account != "" {
-				id = account
-			}
-			code := ""
-			if len(args) == 1 {
-				code = args[0]
-			}
-			return c.DisableTOTP(cmd.Context(), id, code)
+			return self(cmd.Context(), func(c *client.Client, id string) error {
+				if account != "" {
+					id = account
+				}
+				code := ""
+				if len(args) == 1 {
+					code = args[0]
+				}
+				return c.DisableTOTP(cmd.Context(), id, code)
+			})
 		}}
 	disable.Flags().StringVar(&account, "account", "", "another account to reset (admin)")
 	cmd.AddCommand(enroll, confirm, disable)
 	return cmd
 }
 
-func keysCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "List and rotate token signing keys"}
+func keysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "List and rotate token signing keys (admin)",
+		Example: "  mciasctl keys list\n  mciasctl keys rotate"}
 	table := func(w *tabwriter.Writer, l []client.Key) {
 		fmt.Fprintln(w, "KID\tCREATED\tACTIVE")
 		for _, k := range l {
@@ -542,28 +470,26 @@ func keysCmd(g *globals) *cobra.Command {
 		}
 	}
 	listCmd := &cobra.Command{Use: "list", Short: "List signing keys", Args: cobra.NoArgs,
+		Example: "  mciasctl keys list\n  mciasctl --json keys list",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			l, err := c.ListKeys(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), l, func(w *tabwriter.Writer) { table(w, l) })
+			return withClient(func(c *client.Client) error {
+				l, err := c.ListKeys(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), l, func(w *tabwriter.Writer) { table(w, l) })
+			})
 		}}
 	rotate := &cobra.Command{Use: "rotate", Short: "Make a new signing key; tokens signed by older keys stay valid until they expire", Args: cobra.NoArgs,
+		Example: "  mciasctl keys rotate",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := g.client(true)
-			if err != nil {
-				return err
-			}
-			k, err := c.RotateKey(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), k, func(w *tabwriter.Writer) { table(w, []client.Key{k}) })
+			return withClient(func(c *client.Client) error {
+				k, err := c.RotateKey(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return tool.Print(cmd.OutOrStdout(), k, func(w *tabwriter.Writer) { table(w, []client.Key{k}) })
+			})
 		}}
 	cmd.AddCommand(listCmd, rotate)
 	return cmd

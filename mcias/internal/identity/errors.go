@@ -1,29 +1,57 @@
 package identity
 
 import (
-	"errors"
 	"fmt"
+	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/auth"
 )
 
-// Errors the transports map to status codes (see server.statusOf).
+// The domain's errors, each of an mcdsl/apierr kind, which the transports
+// (the gRPC interceptor and the REST gateway generated from the same
+// proto) turn into status codes in one place. The opaque ones show callers
+// only their own text, whatever detail wraps them: a caller must not learn
+// why credentials were refused or what exactly it may not do.
 var (
 	// ErrBadCredentials: unknown user, wrong password, wrong second factor
 	// or disabled account — deliberately indistinguishable.
-	ErrBadCredentials = errors.New("invalid credentials")
+	ErrBadCredentials = apierr.Opaque(apierr.Unauthenticated, "invalid credentials")
 	// ErrTOTPRequired: the password was right and a TOTP code is needed.
-	ErrTOTPRequired = errors.New("totp code required")
-	ErrPolicyDenied = errors.New("login denied by policy")
-	ErrThrottled    = errors.New("too many failed attempts; try again later")
-	// ErrInvalidToken is mcdsl/auth's sentinel, so auth.Middleware and
-	// auth.StatusCode map it to 401 for MCIAS's own API too.
-	ErrInvalidToken = auth.ErrInvalidToken
-	ErrForbidden    = errors.New("forbidden")
-	ErrNotFound     = errors.New("not found")
-	ErrConflict     = errors.New("conflict")
-	ErrInvalid      = errors.New("invalid request")
+	ErrTOTPRequired = apierr.Opaque(apierr.Unauthenticated, "totp code required")
+	// ErrPolicyDenied: the credentials were right, login policy says no.
+	ErrPolicyDenied = apierr.Opaque(apierr.Denied, "login denied by policy")
+	// ErrThrottled: too many failures for the account or the source
+	// address. Login returns it wrapped with a retry delay (RetryAfter).
+	ErrThrottled = apierr.Opaque(apierr.Throttled, "too many failed attempts; try again later")
+	// ErrInvalidToken: a token that fails any check (signature, expiry,
+	// revocation, account state).
+	ErrInvalidToken error = invalidToken{apierr.Opaque(apierr.Unauthenticated, auth.ErrInvalidToken.Error())}
+	// ErrForbidden: the caller may not do this (not an admin, not the
+	// account itself).
+	ErrForbidden = apierr.Opaque(apierr.Denied, "forbidden")
+	// ErrNotFound, ErrConflict and ErrInvalid show their detail: "not
+	// found: ...", "conflict: ...", "invalid request: ...".
+	ErrNotFound = apierr.New(apierr.NotFound, "not found")
+	ErrConflict = apierr.New(apierr.Conflict, "conflict")
+	ErrInvalid  = apierr.New(apierr.Invalid, "invalid request")
 )
+
+// RetryAfter is how long a throttled caller is told to wait (the REST
+// Retry-After header, the gRPC RetryInfo detail). The failures age out
+// over the throttle window; a minute is a fair first wait.
+const RetryAfter = 60 * time.Second
+
+// errThrottled is ErrThrottled as returned: with the retry delay.
+var errThrottled = apierr.WithRetry(ErrThrottled, RetryAfter)
+
+// invalidToken is ErrInvalidToken: Unauthenticated for the API, and also
+// mcdsl/auth's ErrInvalidToken, so auth.Middleware (which guards the
+// hand-written WebAuthn endpoints with this service as its validator)
+// answers 401 for it too.
+type invalidToken struct{ *apierr.Sentinel }
+
+func (e invalidToken) Unwrap() []error { return []error{e.Sentinel, auth.ErrInvalidToken} }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))

@@ -3,12 +3,14 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcias/internal/password"
 	"git.metacircular.net/metacircular/mcias/internal/policy"
@@ -274,11 +276,46 @@ func TestSecretRechecksAreThrottled(t *testing.T) {
 	svc, _, admin := newService(t, Config{AccountFailures: 3})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := svc.ChangePassword(ctx, admin, "wrong-current-pw", "new-password-123"); !errors.Is(err, ErrBadCredentials) {
+		if err := svc.ChangePassword(ctx, admin, admin.Subject, "wrong-current-pw", "new-password-123"); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if err := svc.ChangePassword(ctx, admin, adminPW, "new-password-123"); !errors.Is(err, ErrThrottled) {
+	if err := svc.ChangePassword(ctx, admin, admin.Subject, adminPW, "new-password-123"); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("a stolen token could keep guessing the password: %v", err)
+	}
+}
+
+// TestErrorKinds pins the API kind and the text callers see of the
+// domain's errors: opaque ones never show what wraps them, throttling
+// carries the retry delay, and an invalid token is also mcdsl/auth's
+// sentinel (auth.Middleware answers 401 for it).
+func TestErrorKinds(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		kind  apierr.Kind
+		msg   string
+		retry time.Duration
+	}{
+		{fmt.Errorf("%w: no such user bob", ErrBadCredentials), apierr.Unauthenticated, "invalid credentials", 0},
+		{ErrTOTPRequired, apierr.Unauthenticated, "totp code required", 0},
+		{fmt.Errorf("rule 7: %w", ErrPolicyDenied), apierr.Denied, "login denied by policy", 0},
+		{fmt.Errorf("%w: not an admin", ErrForbidden), apierr.Denied, "forbidden", 0},
+		{errThrottled, apierr.Throttled, "too many failed attempts; try again later", RetryAfter},
+		{ErrInvalidToken, apierr.Unauthenticated, "invalid or expired token", 0},
+		{invalid("username %q", "X"), apierr.Invalid, `invalid request: username "X"`, 0},
+		{fmt.Errorf("%w: account x", ErrNotFound), apierr.NotFound, "not found: account x", 0},
+		{fmt.Errorf("%w: last admin", ErrConflict), apierr.Conflict, "conflict: last admin", 0},
+		{ErrInvalidGrant, apierr.Invalid, "invalid request: invalid_grant", 0},
+	} {
+		st := apierr.Describe(tc.err)
+		if st.Kind != tc.kind || st.Message != tc.msg || st.RetryAfter != tc.retry {
+			t.Errorf("%v: %+v; want %v %q retry %v", tc.err, st, tc.kind, tc.msg, tc.retry)
+		}
+	}
+	if !errors.Is(ErrInvalidToken, auth.ErrInvalidToken) || !errors.Is(fmt.Errorf("x: %w", ErrInvalidToken), ErrInvalidToken) {
+		t.Error("ErrInvalidToken must match itself and auth.ErrInvalidToken")
+	}
+	if !errors.Is(errThrottled, ErrThrottled) {
+		t.Error("the throttled answer must match ErrThrottled")
 	}
 }

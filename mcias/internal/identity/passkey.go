@@ -220,7 +220,7 @@ func (c *ceremonies) put(now time.Time, cer ceremony) (string, error) {
 			}
 		}
 		if len(c.m) >= maxCeremonies || c.perClient[cer.client] >= maxCeremoniesPerClient {
-			return "", ErrThrottled
+			return "", errThrottled
 		}
 	}
 	c.m[id] = cer
@@ -461,7 +461,7 @@ func (p *Passkeys) FinishLogin(ctx context.Context, ceremonyID string, response 
 	}
 	ipAttempt, ok := s.ip.Begin(ipKey(remoteIP))
 	if !ok {
-		return Issued{}, ErrThrottled
+		return Issued{}, errThrottled
 	}
 	success := false
 	var acctAttempt *throttle.Attempt
@@ -505,7 +505,7 @@ func (p *Passkeys) FinishLogin(ctx context.Context, ceremonyID string, response 
 		name = a.Username
 	}
 	if errors.Is(err, errPasskeyThrottled) {
-		return Issued{}, ErrThrottled
+		return Issued{}, errThrottled
 	}
 	if err != nil {
 		return fail(name, protocolDetail(err))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,7 +23,7 @@ type Config struct {
 	Tokens   TokensConfig    `toml:"tokens"`
 	Argon2   Argon2Config    `toml:"argon2"`
 	Throttle ThrottleConfig  `toml:"throttle"`
-	// WebAuthn configures passkeys (see web.go); empty means off.
+	// WebAuthn configures passkeys (see webauthn.go); empty means off.
 	WebAuthn WebAuthnConfig `toml:"webauthn"`
 	// SSOClients are the web UIs allowed to log users in through
 	// /sso/authorize (see sso.go).
@@ -103,4 +104,39 @@ func (c *Config) Identity() (identity.Config, error) {
 		return identity.Config{}, fmt.Errorf("throttle.account_failures and throttle.ip_failures must be at least 1")
 	}
 	return ic, nil
+}
+
+// WebAuthnConfig is the [webauthn] section: the passkey relying party.
+// Without rp_id, passkeys are off and the web UI offers password sign-in
+// only.
+type WebAuthnConfig struct {
+	// RPID is the relying party ID, normally MCIAS's host name.
+	RPID string `toml:"rp_id"`
+	// RPDisplayName is shown by browsers while creating a passkey
+	// (default "MCIAS").
+	RPDisplayName string `toml:"rp_display_name"`
+	// RPOrigins are the exact origins (scheme://host[:port]) the web UI is
+	// served on; ceremonies from any other origin fail.
+	RPOrigins []string `toml:"rp_origins"`
+}
+
+// Enabled reports whether passkeys are configured.
+func (c WebAuthnConfig) Enabled() bool { return c.RPID != "" || len(c.RPOrigins) > 0 }
+
+func (c WebAuthnConfig) passkeys() identity.PasskeyConfig {
+	return identity.PasskeyConfig{RPID: c.RPID, RPDisplayName: c.RPDisplayName, RPOrigins: c.RPOrigins}
+}
+
+// Validate checks the section when it is used; errors name the key.
+func (c WebAuthnConfig) Validate() error {
+	if !c.Enabled() {
+		if c.RPDisplayName != "" {
+			return errors.New("webauthn.rp_display_name is set but webauthn.rp_id is not")
+		}
+		return nil
+	}
+	if err := c.passkeys().Validate(); err != nil {
+		return fmt.Errorf("webauthn.%w", err)
+	}
+	return nil
 }

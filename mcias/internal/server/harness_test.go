@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	mciasv1 "git.metacircular.net/metacircular/mcias/gen/mcias/v1"
@@ -36,8 +37,8 @@ const (
 	userPassword = "user-password-1234"
 )
 
-// harness is one real MCIAS (Run, as the binary runs it) on loopback, with
-// real HTTPS and gRPC clients trusting its test CA.
+// harness is one real MCIAS (Build on service.Run, as the binary runs it)
+// on loopback, with real HTTPS and gRPC clients trusting its test CA.
 type harness struct {
 	base string // https://127.0.0.1:port
 	pki  *tlstest.PKI
@@ -107,37 +108,48 @@ ip_failures = 1000
 	return testConfig{cfg: cfg, pki: pki, httpLn: httpLn, grpcLn: grpcLn}
 }
 
-// start runs server.Run, as the binary does, on a newConfig with the admin
-// bootstrapped, until the test ends.
+// start runs MCIAS as the binary does (service.Run with server.Build) on a
+// newConfig with the admin bootstrapped, until the test ends.
 func start(t *testing.T, extraTOML string) *harness {
 	t.Helper()
 	tc := newConfig(t, extraTOML)
-	cfg, pki, httpLn, grpcLn := tc.cfg, tc.pki, tc.httpLn, tc.grpcLn
-	bootstrap(t, cfg)
+	bootstrap(t, tc.cfg)
+	h, _ := serve(t, tc, server.Build)
+	return h
+}
 
+// serve runs build on tc's listeners until the test ends and returns the
+// harness and the server's log.
+func serve(t *testing.T, tc testConfig, build func(context.Context, *server.Config, *service.Runtime) error) (*harness, *syncbuf.Buffer) {
+	t.Helper()
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Run(ctx, cfg, logger, server.Listeners{HTTP: httpLn, GRPC: grpcLn}) }()
+	go func() {
+		done <- service.Run(ctx, service.Options{
+			Name: server.ServiceName, Logger: logger,
+			Listeners: map[string]net.Listener{"http": tc.httpLn, "grpc": tc.grpcLn},
+		}, func(ctx context.Context, rt *service.Runtime) error { return build(ctx, tc.cfg, rt) })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("server.Run: %v", err)
+				t.Errorf("service.Run: %v", err)
 			}
 		case <-time.After(15 * time.Second):
-			t.Error("server.Run did not return after cancel")
+			t.Error("service.Run did not return after cancel")
 		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
 
-	tr := &http.Transport{TLSClientConfig: pki.ClientConfig(), ForceAttemptHTTP2: true}
+	tr := &http.Transport{TLSClientConfig: tc.pki.ClientConfig(), ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	conn, err := grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(pki.ClientConfig())))
+	conn, err := grpc.NewClient(tc.grpcLn.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(tc.pki.ClientConfig())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,15 +157,15 @@ func start(t *testing.T, extraTOML string) *harness {
 	// then drains without open client connections.
 	t.Cleanup(func() { _ = conn.Close() })
 	return &harness{
-		base:     "https://" + httpLn.Addr().String(),
-		pki:      pki,
+		base:     "https://" + tc.httpLn.Addr().String(),
+		pki:      tc.pki,
 		http:     &http.Client{Transport: tr, Timeout: 10 * time.Second},
 		conn:     conn,
 		auth:     mciasv1.NewAuthServiceClient(conn),
 		accounts: mciasv1.NewAccountServiceClient(conn),
 		policies: mciasv1.NewPolicyServiceClient(conn),
 		keys:     mciasv1.NewKeyServiceClient(conn),
-	}
+	}, logs
 }
 
 // bootstrap creates the admin and the default policy the way `mcias init`

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mciasv1 "git.metacircular.net/metacircular/mcias/gen/mcias/v1"
@@ -13,7 +12,7 @@ import (
 // passkeyGRPC implements mciasv1.PasskeyServiceServer: managing stored
 // passkeys. The registration and login ceremonies are browser-only (they
 // need navigator.credentials and are bound to the web origin) and exist as
-// REST endpoints only; see web.go.
+// hand-written REST endpoints only; see webauthn.go.
 type passkeyGRPC struct {
 	// Unsafe marker: see authGRPC.
 	mciasv1.UnsafePasskeyServiceServer
@@ -21,11 +20,6 @@ type passkeyGRPC struct {
 }
 
 var _ mciasv1.PasskeyServiceServer = passkeyGRPC{}
-
-// registerPasskeys registers PasskeyService on g.
-func registerPasskeys(g *grpc.Server, h grpcHandlers) {
-	mciasv1.RegisterPasskeyServiceServer(g, passkeyGRPC{grpcHandlers: h})
-}
 
 func passkeyPB(p identity.PasskeyInfo) *mciasv1.Passkey {
 	out := &mciasv1.Passkey{
@@ -40,17 +34,13 @@ func passkeyPB(p identity.PasskeyInfo) *mciasv1.Passkey {
 
 // ListPasskeys implements PasskeyService.ListPasskeys.
 func (h passkeyGRPC) ListPasskeys(ctx context.Context, req *mciasv1.ListPasskeysRequest) (*mciasv1.ListPasskeysResponse, error) {
-	c, err := h.caller(ctx)
+	c, id, err := h.account(ctx, req.GetAccount())
 	if err != nil {
 		return nil, err
 	}
-	id, err := h.account(ctx, c, req.GetAccount())
-	if err != nil {
-		return nil, h.fail(err)
-	}
 	list, err := h.svc.ListPasskeys(ctx, c, id)
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	out := &mciasv1.ListPasskeysResponse{Passkeys: make([]*mciasv1.Passkey, 0, len(list))}
 	for _, p := range list {
@@ -61,33 +51,25 @@ func (h passkeyGRPC) ListPasskeys(ctx context.Context, req *mciasv1.ListPasskeys
 
 // RenamePasskey implements PasskeyService.RenamePasskey.
 func (h passkeyGRPC) RenamePasskey(ctx context.Context, req *mciasv1.RenamePasskeyRequest) (*mciasv1.RenamePasskeyResponse, error) {
-	c, err := h.caller(ctx)
+	c, id, err := h.account(ctx, req.GetAccount())
 	if err != nil {
 		return nil, err
 	}
-	id, err := h.account(ctx, c, req.GetAccount())
-	if err != nil {
-		return nil, h.fail(err)
-	}
 	p, err := h.svc.RenamePasskey(ctx, c, id, req.GetCredentialId(), req.GetName())
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mciasv1.RenamePasskeyResponse{Passkey: passkeyPB(p)}, nil
 }
 
 // DeletePasskey implements PasskeyService.DeletePasskey.
 func (h passkeyGRPC) DeletePasskey(ctx context.Context, req *mciasv1.DeletePasskeyRequest) (*mciasv1.DeletePasskeyResponse, error) {
-	c, err := h.caller(ctx)
+	c, id, err := h.account(ctx, req.GetAccount())
 	if err != nil {
 		return nil, err
 	}
-	id, err := h.account(ctx, c, req.GetAccount())
-	if err != nil {
-		return nil, h.fail(err)
-	}
 	if err := h.svc.DeletePasskey(ctx, c, id, req.GetCredentialId()); err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mciasv1.DeletePasskeyResponse{}, nil
 }

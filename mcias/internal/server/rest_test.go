@@ -164,7 +164,16 @@ func TestRESTTOTP(t *testing.T) {
 	if !got.TOTPEnabled {
 		t.Fatal("account does not report totp_enabled")
 	}
+	// The account itself turns it off only with a code, in the body.
+	h.call(t, http.MethodDelete, "/v1/accounts/bob/totp", bobTok, nil, http.StatusUnauthorized, nil)
+	h.call(t, http.MethodDelete, "/v1/accounts/bob/totp", bobTok, map[string]string{"code": confirmed.RecoveryCodes[2]}, http.StatusNoContent, nil)
+	h.login(t, "bob", userPassword)
+
 	// An admin turns it off without a code (lost device).
+	h.call(t, http.MethodPost, "/v1/accounts/bob/totp", bobTok, nil, http.StatusOK, &enr)
+	h.call(t, http.MethodPost, "/v1/accounts/bob/totp/confirm", bobTok,
+		map[string]string{"code": code(t, enr.Secret, time.Now())}, http.StatusOK, nil)
+	code401(t, loginBody{Username: "bob", Password: userPassword}, "totp code required")
 	h.call(t, http.MethodDelete, "/v1/accounts/bob/totp", adminTok, nil, http.StatusNoContent, nil)
 	h.login(t, "bob", userPassword)
 }
@@ -611,5 +620,91 @@ func TestAuthClient(t *testing.T) {
 	}
 	if _, err := mcat.Login(ctx, adminUser, adminPassword, ""); !errors.Is(err, auth.ErrThrottled) {
 		t.Fatalf("after three failures: %v; want ErrThrottled", err)
+	}
+}
+
+// TestRESTPolicies runs a rule through its REST life: create (201, the body's
+// id ignored), get, replace (the path's id wins over the body's; an empty
+// list matches anything), list in evaluation order, delete (204), gone
+// (404).
+func TestRESTPolicies(t *testing.T) {
+	h := start(t, "")
+	adminTok := h.login(t, adminUser, adminPassword)
+	rule := policy.Rule{
+		ID: 424242, Priority: 50, Effect: policy.Allow, Roles: []string{"user"}, AccountTypes: []string{"human"},
+		Actions: []string{policy.ActionLogin}, ServiceNames: []string{"mcr"}, RequiredTags: []string{"env:prod"},
+		Description: "rest",
+	}
+	var created policy.Rule
+	h.call(t, http.MethodPost, "/v1/policies", adminTok, rule, http.StatusCreated, &created)
+	if created.ID == 0 || created.ID == rule.ID || created.Effect != policy.Allow || !slices.Equal(created.RequiredTags, rule.RequiredTags) {
+		t.Fatalf("created %+v", created)
+	}
+	path := "/v1/policies/" + strconv.FormatInt(created.ID, 10)
+	var got policy.Rule
+	h.call(t, http.MethodGet, path, adminTok, nil, http.StatusOK, &got)
+	if got.ID != created.ID || got.Description != "rest" || !slices.Equal(got.ServiceNames, []string{"mcr"}) {
+		t.Fatalf("get %+v", got)
+	}
+
+	changed := rule
+	changed.ID, changed.Effect, changed.Priority, changed.ServiceNames, changed.Description = 1, policy.Deny, 60, nil, "changed"
+	var updated policy.Rule
+	h.call(t, http.MethodPut, path, adminTok, changed, http.StatusOK, &updated)
+	if updated.ID != created.ID || updated.Effect != policy.Deny || updated.Priority != 60 || len(updated.ServiceNames) != 0 || updated.ServiceNames == nil {
+		t.Fatalf("updated %+v", updated)
+	}
+	h.call(t, http.MethodGet, "/v1/policies/1", adminTok, nil, http.StatusOK, &got)
+	if got.Description == "changed" {
+		t.Fatal("PUT changed the rule named in the body instead of the one in the path")
+	}
+
+	var list struct {
+		Policies []policy.Rule `json:"policies"`
+	}
+	h.call(t, http.MethodGet, "/v1/policies", adminTok, nil, http.StatusOK, &list)
+	if len(list.Policies) != 2 || list.Policies[0].ID != created.ID || list.Policies[1].Priority != 1000 {
+		t.Fatalf("list %+v; want the new rule, then the default one", list.Policies)
+	}
+	code, body := h.rest(t, http.MethodDelete, path, adminTok, nil)
+	if code != http.StatusNoContent || len(body) != 0 {
+		t.Fatalf("DELETE %s = %d %q; want 204 and no body", path, code, body)
+	}
+	h.call(t, http.MethodGet, path, adminTok, nil, http.StatusNotFound, nil)
+	h.call(t, http.MethodDelete, path, adminTok, nil, http.StatusNotFound, nil)
+}
+
+// TestRESTRouting: unknown paths and methods answer like the rest of the
+// API, in JSON.
+func TestRESTRouting(t *testing.T) {
+	h := start(t, "")
+	adminTok := h.login(t, adminUser, adminPassword)
+	for _, c := range []struct {
+		method, path string
+		code         int
+		msg          string
+	}{
+		{http.MethodGet, "/v1/nothing-here", http.StatusNotFound, "no such endpoint"},
+		{http.MethodGet, "/v1/accounts/admin/nothing", http.StatusNotFound, "no such endpoint"},
+		{http.MethodPut, "/v1/accounts", http.StatusMethodNotAllowed, "method not allowed"},
+		{http.MethodGet, "/v1/webauthn/login/begin", http.StatusMethodNotAllowed, "method not allowed"},
+	} {
+		code, body := h.rest(t, c.method, c.path, adminTok, nil)
+		if code != c.code || errorOf(t, body) != c.msg {
+			t.Errorf("%s %s = %d %s; want %d %q", c.method, c.path, code, body, c.code, c.msg)
+		}
+	}
+	// Request metrics name routes by their patterns, generated and
+	// hand-written alike, never by raw paths.
+	h.call(t, http.MethodGet, "/v1/accounts/admin", adminTok, nil, http.StatusOK, nil)
+	h.call(t, http.MethodGet, "/.well-known/jwks.json", "", nil, http.StatusOK, nil)
+	_, metrics := h.rest(t, http.MethodGet, "/metrics", "", nil)
+	for _, want := range []string{`route="/v1/accounts/{account}"`, `route="/.well-known/jwks.json"`, `route="unmatched"`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), `route="/v1/accounts/admin"`) || strings.Contains(string(metrics), "nothing-here") {
+		t.Error("metrics name a raw path")
 	}
 }

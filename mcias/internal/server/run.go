@@ -3,94 +3,80 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"net"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"git.metacircular.net/metacircular/mcdsl/httpserver"
+	"git.metacircular.net/metacircular/mcdsl/grpcserver"
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 	"git.metacircular.net/metacircular/mcias/internal/store"
 )
 
-// pruneInterval is how often expired tokens and keys are removed.
+// pruneInterval is how often expired tokens, SSO codes and old keys are
+// removed.
 const pruneInterval = time.Hour
 
-// Listeners lets tests hand in pre-bound sockets; nil fields are bound from
-// the config.
-type Listeners struct {
-	HTTP, GRPC net.Listener
+// Build constructs MCIAS on rt, binding nothing: the store, the identity
+// service, the gRPC API on server.grpc_addr (when set), its REST face
+// generated from the proto together with the hand-written HTTP (JWKS, SSO
+// authorize, WebAuthn ceremonies, web UI) on server.listen_addr, and the
+// hourly prune. Tests hand in pre-bound listeners "http" and "grpc".
+func Build(ctx context.Context, cfg *Config, rt *service.Runtime) error {
+	return build(ctx, cfg, rt, nil)
 }
 
-// Run serves MCIAS until ctx is cancelled. A cancellation that arrives while it is
-// still starting is a clean stop, not an error.
-func Run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
-	err := run(ctx, cfg, logger, ls)
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
-
-func run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
+// build is Build with the identity clock replaced when now is not nil
+// (tests move time; see export_test.go).
+func build(ctx context.Context, cfg *Config, rt *service.Runtime, now func() time.Time) error {
 	icfg, err := cfg.Identity()
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, cfg.Database.Path, logger)
+	if now != nil {
+		icfg.Now = now
+	}
+	st, err := store.Open(ctx, cfg.Database.Path, rt.Logger)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = st.Close() }()
-	svc, err := identity.New(ctx, st, icfg, logger)
+	rt.OnClose(st.Close)
+	svc, err := identity.New(ctx, st, icfg, rt.Logger)
 	if err != nil {
 		return err
 	}
 	check := func(ctx context.Context) error { return st.DB().PingContext(ctx) }
-
-	g, gctx := errgroup.WithContext(ctx)
-	if cfg.Server.ListenAddr != "" || ls.HTTP != nil {
-		hs, err := httpserver.New(httpserver.FromConfig(cfg.Server, logger), NewREST(cfg, svc, check, logger).Handler())
-		if err != nil {
-			return err
-		}
-		g.Go(func() error {
-			if ls.HTTP != nil {
-				return hs.Serve(gctx, ls.HTTP)
-			}
-			return hs.ListenAndServe(gctx)
-		})
+	rt.SetHealth(check)
+	gs, err := grpcserver.New(rt.GRPCOptions(cfg.Server, grpcserver.Options{
+		Service: ServiceName, Validator: svc, Health: check, Maps: methodMaps(),
+	}))
+	if err != nil {
+		return err
 	}
-	if cfg.Server.GRPCAddr != "" || ls.GRPC != nil {
-		gs, err := NewGRPC(cfg, svc, st, check, logger)
-		if err != nil {
-			return err
-		}
-		g.Go(func() error {
-			if ls.GRPC != nil {
-				return gs.Serve(gctx, ls.GRPC)
-			}
-			return gs.ListenAndServe(gctx)
-		})
+	register(gs, cfg, svc, st)
+	rest, err := restAPI(gs, rt.Logger)
+	if err != nil {
+		return err
 	}
-	g.Go(func() error {
+	h, err := httpHandler(cfg, svc, rest, rt.Logger)
+	if err != nil {
+		return err
+	}
+	if err := rt.HTTP(cfg.Server, h); err != nil {
+		return err
+	}
+	rt.GRPC(gs)
+	rt.Task("prune", func(ctx context.Context) error {
 		t := time.NewTicker(pruneInterval)
 		defer t.Stop()
 		for {
-			if err := svc.Prune(gctx); err != nil && !errors.Is(err, context.Canceled) {
-				logger.Warn("prune failed", "error", err)
+			if err := svc.Prune(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				rt.Logger.Warn("prune failed", "error", err)
 			}
 			select {
-			case <-gctx.Done():
+			case <-ctx.Done():
 				return nil
 			case <-t.C:
 			}
 		}
 	})
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("mcias: %w", err)
-	}
 	return nil
 }

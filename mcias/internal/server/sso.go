@@ -10,10 +10,6 @@ import (
 	"regexp"
 	"strings"
 
-	"git.metacircular.net/metacircular/mcdsl/jsonapi"
-
-	"github.com/go-chi/chi/v5"
-
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 )
@@ -115,13 +111,6 @@ func ssoClient(clients []SSOClient, id string) (identity.SSOClient, bool) {
 	return identity.SSOClient{}, false
 }
 
-// mountSSO adds the SSO endpoints: the browser-facing authorize step and
-// the server-to-server code exchange.
-func (h *REST) mountSSO(r chi.Router) {
-	r.Get("/sso/authorize", h.ssoAuthorize)
-	r.Post("/v1/sso/token", h.ssoToken)
-}
-
 // single returns the only value of a query parameter; absent, empty or
 // repeated parameters are refused, so no two parts of the stack can read
 // different values.
@@ -137,7 +126,7 @@ func single(q url.Values, key string) (string, bool) {
 // problem with the request is an error page: MCIAS never redirects to a
 // URI that is not registered exactly. Without a valid session the browser
 // goes to the login page and comes back here afterwards.
-func (h *REST) ssoAuthorize(w http.ResponseWriter, r *http.Request) {
+func (h *web) ssoAuthorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id, _ := single(q, "client_id")
 	client, ok := ssoClient(h.cfg.SSOClients, id)
@@ -203,33 +192,6 @@ func withCode(redirectURI, code, state string) string {
 		}
 	}
 	return redirectURI + sep + "code=" + url.QueryEscape(code) + "&state=" + url.QueryEscape(state)
-}
-
-type ssoTokenBody struct {
-	Code        string `json:"code"`
-	ClientID    string `json:"client_id"`
-	RedirectURI string `json:"redirect_uri"`
-}
-
-// ssoToken is POST /v1/sso/token: a client's server exchanges the code it
-// received for a token.
-func (h *REST) ssoToken(w http.ResponseWriter, r *http.Request) {
-	var b ssoTokenBody
-	if err := decode(w, r, &b); err != nil {
-		h.fail(w, err)
-		return
-	}
-	client, ok := ssoClient(h.cfg.SSOClients, b.ClientID)
-	if !ok {
-		h.fail(w, identity.ErrInvalidClient)
-		return
-	}
-	iss, err := h.svc.ExchangeSSOCode(r.Context(), client, b.Code, b.RedirectURI)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	jsonapi.Write(w, http.StatusOK, iss)
 }
 
 var ssoPageTmpl = template.Must(template.New("sso").Parse(`<!doctype html>

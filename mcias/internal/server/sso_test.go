@@ -2,12 +2,10 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -21,13 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
-	"git.metacircular.net/metacircular/mcdsl/httpserver"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	"git.metacircular.net/metacircular/mcdsl/web"
 	mciasv1 "git.metacircular.net/metacircular/mcias/gen/mcias/v1"
@@ -43,8 +38,8 @@ type skewClock struct{ skew atomic.Int64 }
 func (c *skewClock) now() time.Time          { return time.Now().Add(time.Duration(c.skew.Load())) }
 func (c *skewClock) advance(d time.Duration) { c.skew.Add(int64(d)) }
 
-// ssoHarness is a real MCIAS (the REST and gRPC servers Run builds, on TLS
-// loopback listeners) whose identity clock the test controls, with two
+// ssoHarness is a real MCIAS (Build on service.Run, on TLS loopback
+// listeners) whose identity clock the test controls, with two
 // registered SSO clients, and a browser: an HTTPS client with a cookie jar
 // that does not follow redirects, so each hop can be checked.
 type ssoHarness struct {
@@ -87,51 +82,17 @@ func startSSO(t *testing.T) *ssoHarness {
 		fmt.Fprintf(&extra, "\n[[sso_clients]]\nclient_id = %q\nredirect_uri = %q\nservice_name = %q\n", c.ClientID, c.RedirectURI, c.ServiceName)
 	}
 	tc := newConfig(t, extra.String())
-	cfg := tc.cfg
-	bootstrap(t, cfg)
+	bootstrap(t, tc.cfg)
 
 	clk := &skewClock{}
-	icfg, err := cfg.Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	icfg.Now = clk.now
-	logs := &syncbuf.Buffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.Open(t.Context(), cfg.Database.Path, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := identity.New(t.Context(), st, icfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := func(ctx context.Context) error { return st.DB().PingContext(ctx) }
-	hs, err := httpserver.New(httpserver.FromConfig(cfg.Server, logger), server.NewREST(cfg, svc, check, logger).Handler())
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs, err := server.NewGRPC(cfg, svc, st, check, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := &ssoHarness{clock: clk, wiki: wiki, board: board, rpLn: rpLn}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := hs.Serve(ctx, tc.httpLn); err != nil {
-			t.Errorf("https: %v", err)
-		}
-	})
-	wg.Go(func() {
-		if err := gs.Serve(ctx, tc.grpcLn); err != nil {
-			t.Errorf("grpc: %v", err)
-		}
-	})
+	var logs *syncbuf.Buffer
+	// Registered before the server starts, so it runs after the server
+	// has stopped (cleanups run last first) and sees the whole log.
 	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		_ = st.Close()
+		if logs == nil {
+			return
+		}
 		log := logs.String()
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -140,30 +101,14 @@ func startSSO(t *testing.T) *ssoHarness {
 				t.Errorf("the server log shows a code, token or password")
 			}
 		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", log)
-		}
 	})
-
-	tr := &http.Transport{TLSClientConfig: tc.pki.ClientConfig(), ForceAttemptHTTP2: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	conn, err := grpc.NewClient(tc.grpcLn.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(tc.pki.ClientConfig())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	h.harness, logs = serve(t, tc, server.BuildAt(clk.now))
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.harness = &harness{
-		base: "https://" + tc.httpLn.Addr().String(), pki: tc.pki,
-		http: &http.Client{Transport: tr, Timeout: 10 * time.Second}, conn: conn,
-		auth: mciasv1.NewAuthServiceClient(conn), accounts: mciasv1.NewAccountServiceClient(conn),
-		policies: mciasv1.NewPolicyServiceClient(conn), keys: mciasv1.NewKeyServiceClient(conn),
-	}
 	h.browser = &http.Client{
-		Transport: tr, Jar: jar, Timeout: 10 * time.Second,
+		Transport: h.http.Transport, Jar: jar, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	h.jar = jar

@@ -71,22 +71,16 @@ const passkeyCols = `credential_id, account_id, name, public_key, attestation_ty
 
 func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
 	var p Passkey
-	var transports, created string
-	var lastUsed sql.NullString
+	var transports string
 	if err := row.Scan(&p.CredentialID, &p.AccountID, &p.Name, &p.PublicKey, &p.AttestationType, &p.AttestationFormat,
 		&p.AAGUID, &p.SignCount, &p.UserPresent, &p.UserVerified, &p.BackupEligible, &p.BackupState, &transports,
-		&p.Attachment, &created, &lastUsed); err != nil {
+		&p.Attachment, db.Time(&p.CreatedAt), db.NullTime(&p.LastUsedAt)); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, err
 	}
 	p.Transports = decodeList(transports)
-	p.CreatedAt = parseTS(created)
-	if lastUsed.Valid {
-		t := parseTS(lastUsed.String)
-		p.LastUsedAt = &t
-	}
 	return &p, nil
 }
 
@@ -146,8 +140,8 @@ func (s *Store) AddPasskey(ctx context.Context, p *Passkey) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO passkeys (`+passkeyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
 		p.CredentialID, p.AccountID, p.Name, p.PublicKey, p.AttestationType, p.AttestationFormat, p.AAGUID,
 		p.SignCount, p.UserPresent, p.UserVerified, p.BackupEligible, p.BackupState, encodeList(p.Transports),
-		p.Attachment, ts(p.CreatedAt))
-	if isUnique(err) {
+		p.Attachment, db.FormatTime(p.CreatedAt))
+	if db.IsUnique(err) {
 		return fmt.Errorf("add passkey: credential already registered: %w", ErrConflict)
 	}
 	if err != nil {
@@ -228,7 +222,7 @@ func (s *Store) RecordPasskeyUse(ctx context.Context, u PasskeyUse) (bool, error
 	res, err := s.db.ExecContext(ctx, `UPDATE passkeys SET sign_count = ?, user_present = ?, user_verified = ?,
 		backup_eligible = ?, backup_state = ?, last_used_at = ?
 		WHERE credential_id = ? AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`,
-		u.SignCount, u.UserPresent, u.UserVerified, u.BackupEligible, u.BackupState, ts(u.UsedAt),
+		u.SignCount, u.UserPresent, u.UserVerified, u.BackupEligible, u.BackupState, db.FormatTime(u.UsedAt),
 		u.CredentialID, u.SignCount, u.SignCount)
 	if err != nil {
 		return false, fmt.Errorf("record passkey use: %w", err)

@@ -47,7 +47,7 @@ type SSOCode struct {
 func (s *Store) CreateSSOCode(ctx context.Context, c SSOCode) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO sso_codes (code_hash, client_id, redirect_uri, account_id, created_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, c.Hash, c.ClientID, c.RedirectURI, c.AccountID, codeTS(c.CreatedAt), codeTS(c.ExpiresAt))
-	if isUnique(err) {
+	if db.IsUnique(err) {
 		return fmt.Errorf("create sso code: %w", ErrConflict)
 	}
 	if err != nil {
@@ -93,7 +93,7 @@ func (s *Store) RedeemSSOCode(ctx context.Context, r SSORedemption, mint func(ac
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (jti, account_id, kind, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		rec.JTI, rec.AccountID, rec.Kind, ts(rec.IssuedAt), ts(rec.ExpiresAt)); err != nil {
+		rec.JTI, rec.AccountID, rec.Kind, db.FormatTime(rec.IssuedAt), db.FormatTime(rec.ExpiresAt)); err != nil {
 		return fmt.Errorf("redeem sso code: record token: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE sso_codes SET jti = ? WHERE code_hash = ?`, rec.JTI, r.Hash); err != nil {
@@ -110,7 +110,7 @@ func (s *Store) RedeemSSOCode(ctx context.Context, r SSORedemption, mint func(ac
 // revoked by this call.
 func (s *Store) RevokeSSOCodeToken(ctx context.Context, hash string, now time.Time) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE revoked_at IS NULL
-		AND jti = (SELECT jti FROM sso_codes WHERE code_hash = ? AND used_at IS NOT NULL)`, ts(now), hash)
+		AND jti = (SELECT jti FROM sso_codes WHERE code_hash = ? AND used_at IS NOT NULL)`, db.FormatTime(now), hash)
 	if err != nil {
 		return false, fmt.Errorf("revoke sso code token: %w", err)
 	}

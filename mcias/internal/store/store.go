@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/db"
@@ -88,19 +87,6 @@ func (s *Store) DB() *db.DB { return s.db }
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-const timeFormat = time.RFC3339Nano
-
-func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-func parseTS(s string) time.Time {
-	t, _ := time.Parse(timeFormat, s)
-	return t
-}
-
-func isUnique(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
-}
-
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
@@ -110,15 +96,13 @@ const accountCols = `id, username, account_type, password_hash, status, totp_sec
 
 func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
 	var a Account
-	var created, updated string
 	if err := row.Scan(&a.ID, &a.Username, &a.Type, &a.PasswordHash, &a.Status, &a.TOTPSecret,
-		&a.TOTPEnabled, &a.TOTPLastStep, &created, &updated); err != nil {
+		&a.TOTPEnabled, &a.TOTPLastStep, db.Time(&a.CreatedAt), db.Time(&a.UpdatedAt)); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
 		return nil, err
 	}
-	a.CreatedAt, a.UpdatedAt = parseTS(created), parseTS(updated)
 	return &a, nil
 }
 
@@ -148,8 +132,8 @@ func (s *Store) CreateAccount(ctx context.Context, a *Account) error {
 	defer func() { _ = tx.Rollback() }()
 	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Username, a.Type, a.PasswordHash, a.Status, a.TOTPSecret, a.TOTPEnabled, a.TOTPLastStep,
-		ts(a.CreatedAt), ts(a.UpdatedAt))
-	if isUnique(err) {
+		db.FormatTime(a.CreatedAt), db.FormatTime(a.UpdatedAt))
+	if db.IsUnique(err) {
 		return fmt.Errorf("create account %q: %w", a.Username, ErrConflict)
 	}
 	if err != nil {
@@ -245,8 +229,8 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*Account) 
 	a.UpdatedAt = time.Now().UTC()
 	_, err = tx.ExecContext(ctx, `UPDATE accounts SET username = ?, password_hash = ?, status = ?, totp_secret = ?,
 		totp_enabled = ?, totp_last_step = ?, updated_at = ? WHERE id = ?`,
-		a.Username, a.PasswordHash, a.Status, a.TOTPSecret, a.TOTPEnabled, a.TOTPLastStep, ts(a.UpdatedAt), a.ID)
-	if isUnique(err) {
+		a.Username, a.PasswordHash, a.Status, a.TOTPSecret, a.TOTPEnabled, a.TOTPLastStep, db.FormatTime(a.UpdatedAt), a.ID)
+	if db.IsUnique(err) {
 		return nil, fmt.Errorf("update account: username %q: %w", a.Username, ErrConflict)
 	}
 	if err != nil {
@@ -256,7 +240,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*Account) 
 		return nil, fmt.Errorf("update account: %w", err)
 	}
 	if a.Status == StatusDisabled {
-		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`, ts(a.UpdatedAt), a.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`, db.FormatTime(a.UpdatedAt), a.ID); err != nil {
 			return nil, fmt.Errorf("update account: %w", err)
 		}
 	}
@@ -323,7 +307,7 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, id string, hashes []st
 // or was already used.
 func (s *Store) UseRecoveryCode(ctx context.Context, id, hash string) (bool, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE recovery_codes SET used_at = ? WHERE account_id = ? AND code_hash = ? AND used_at IS NULL`,
-		ts(time.Now()), id, hash)
+		db.FormatTime(time.Now()), id, hash)
 	if err != nil {
 		return false, fmt.Errorf("use recovery code: %w", err)
 	}
@@ -353,7 +337,7 @@ func (s *Store) AddKey(ctx context.Context, k SigningKey) error {
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keys (kid, private_key, public_key, created_at, active) VALUES (?, ?, ?, ?, ?)`,
-		k.ID, k.Private, k.Public, ts(k.CreatedAt), k.Active); err != nil {
+		k.ID, k.Private, k.Public, db.FormatTime(k.CreatedAt), k.Active); err != nil {
 		return fmt.Errorf("add key: %w", err)
 	}
 	return tx.Commit()
@@ -369,11 +353,9 @@ func (s *Store) Keys(ctx context.Context) ([]SigningKey, error) {
 	var out []SigningKey
 	for rows.Next() {
 		var k SigningKey
-		var created string
-		if err := rows.Scan(&k.ID, &k.Private, &k.Public, &created, &k.Active); err != nil {
+		if err := rows.Scan(&k.ID, &k.Private, &k.Public, db.Time(&k.CreatedAt), &k.Active); err != nil {
 			return nil, fmt.Errorf("list keys: %w", err)
 		}
-		k.CreatedAt = parseTS(created)
 		out = append(out, k)
 	}
 	return out, rows.Err()
@@ -382,7 +364,7 @@ func (s *Store) Keys(ctx context.Context) ([]SigningKey, error) {
 // DeleteKeysBefore removes inactive keys created before cutoff (no token
 // signed by them can still be valid).
 func (s *Store) DeleteKeysBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE active = 0 AND created_at < ?`, ts(cutoff))
+	res, err := s.db.ExecContext(ctx, `DELETE FROM signing_keys WHERE active = 0 AND created_at < ?`, db.FormatTime(cutoff))
 	if err != nil {
 		return 0, fmt.Errorf("delete old keys: %w", err)
 	}
@@ -395,7 +377,7 @@ func (s *Store) DeleteKeysBefore(ctx context.Context, cutoff time.Time) (int64, 
 // RecordToken stores an issued token.
 func (s *Store) RecordToken(ctx context.Context, t TokenRecord) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (jti, account_id, kind, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		t.JTI, t.AccountID, t.Kind, ts(t.IssuedAt), ts(t.ExpiresAt))
+		t.JTI, t.AccountID, t.Kind, db.FormatTime(t.IssuedAt), db.FormatTime(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("record token: %w", err)
 	}
@@ -405,20 +387,13 @@ func (s *Store) RecordToken(ctx context.Context, t TokenRecord) error {
 // GetToken loads an issued token by jti.
 func (s *Store) GetToken(ctx context.Context, jti string) (*TokenRecord, error) {
 	var t TokenRecord
-	var issued, expires string
-	var revoked sql.NullString
 	err := s.db.QueryRowContext(ctx, `SELECT jti, account_id, kind, issued_at, expires_at, revoked_at FROM tokens WHERE jti = ?`, jti).
-		Scan(&t.JTI, &t.AccountID, &t.Kind, &issued, &expires, &revoked)
+		Scan(&t.JTI, &t.AccountID, &t.Kind, db.Time(&t.IssuedAt), db.Time(&t.ExpiresAt), db.NullTime(&t.RevokedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get token: %w", ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get token: %w", err)
-	}
-	t.IssuedAt, t.ExpiresAt = parseTS(issued), parseTS(expires)
-	if revoked.Valid {
-		r := parseTS(revoked.String)
-		t.RevokedAt = &r
 	}
 	return &t, nil
 }
@@ -426,7 +401,7 @@ func (s *Store) GetToken(ctx context.Context, jti string) (*TokenRecord, error) 
 // RevokeToken marks a token revoked; false if it was unknown or already
 // revoked.
 func (s *Store) RevokeToken(ctx context.Context, jti string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL`, ts(time.Now()), jti)
+	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL`, db.FormatTime(time.Now()), jti)
 	if err != nil {
 		return false, fmt.Errorf("revoke token: %w", err)
 	}
@@ -437,7 +412,7 @@ func (s *Store) RevokeToken(ctx context.Context, jti string) (bool, error) {
 // ListTokens lists an account's unexpired tokens, newest first.
 func (s *Store) ListTokens(ctx context.Context, accountID string, now time.Time) ([]TokenRecord, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT jti, account_id, kind, issued_at, expires_at, revoked_at FROM tokens
-		WHERE account_id = ? AND expires_at > ? ORDER BY issued_at DESC`, accountID, ts(now))
+		WHERE account_id = ? AND expires_at > ? ORDER BY issued_at DESC`, accountID, db.FormatTime(now))
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
@@ -445,15 +420,8 @@ func (s *Store) ListTokens(ctx context.Context, accountID string, now time.Time)
 	var out []TokenRecord
 	for rows.Next() {
 		var t TokenRecord
-		var issued, expires string
-		var revoked sql.NullString
-		if err := rows.Scan(&t.JTI, &t.AccountID, &t.Kind, &issued, &expires, &revoked); err != nil {
+		if err := rows.Scan(&t.JTI, &t.AccountID, &t.Kind, db.Time(&t.IssuedAt), db.Time(&t.ExpiresAt), db.NullTime(&t.RevokedAt)); err != nil {
 			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		t.IssuedAt, t.ExpiresAt = parseTS(issued), parseTS(expires)
-		if revoked.Valid {
-			r := parseTS(revoked.String)
-			t.RevokedAt = &r
 		}
 		out = append(out, t)
 	}
@@ -463,7 +431,7 @@ func (s *Store) ListTokens(ctx context.Context, accountID string, now time.Time)
 // PruneTokens deletes token records (revoked or not) that expired before
 // now: an expired token is rejected on its expiry alone.
 func (s *Store) PruneTokens(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, ts(now))
+	res, err := s.db.ExecContext(ctx, `DELETE FROM tokens WHERE expires_at <= ?`, db.FormatTime(now))
 	if err != nil {
 		return 0, fmt.Errorf("prune tokens: %w", err)
 	}

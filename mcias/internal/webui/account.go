@@ -41,7 +41,7 @@ func (u *UI) changePassword(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return
 	}
-	err := u.svc.ChangePassword(r.Context(), caller(r), r.PostFormValue("current_password"), next)
+	err := u.svc.ChangePassword(r.Context(), caller(r), caller(r).Subject, r.PostFormValue("current_password"), next)
 	u.done(w, r, "/account", err, "Your password is changed.")
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
@@ -30,9 +31,9 @@ const (
 	userPassword  = "user-password-1234"
 )
 
-// env is one real MCIAS (server.Run, as the binary runs it) serving HTTPS
-// on https://localhost:<port> with a test CA, passkeys configured for that
-// exact origin.
+// env is one real MCIAS (server.Build on service.Run, as the binary runs
+// it) serving HTTPS on https://localhost:<port> with a test CA, passkeys
+// configured for that exact origin.
 type env struct {
 	origin string // https://localhost:port
 	pki    *tlstest.PKI
@@ -93,16 +94,19 @@ rp_origins = [%q]
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Run(ctx, cfg, logger, server.Listeners{HTTP: ln}) }()
+	go func() {
+		done <- service.Run(ctx, service.Options{Name: server.ServiceName, Logger: logger, Listeners: map[string]net.Listener{"http": ln}},
+			func(ctx context.Context, rt *service.Runtime) error { return server.Build(ctx, cfg, rt) })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("server.Run: %v", err)
+				t.Errorf("service.Run: %v", err)
 			}
 		case <-time.After(15 * time.Second):
-			t.Error("server.Run did not return after cancel")
+			t.Error("service.Run did not return after cancel")
 		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())

@@ -77,7 +77,13 @@ mail IN MX  10 www.old.test.
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	var sum summary
+	var sum struct {
+		Zones []struct {
+			Name    string `json:"name"`
+			Serial  uint32 `json:"serial"`
+			Records int    `json:"records"`
+		} `json:"zones"`
+	}
 	if err := json.Unmarshal([]byte(out), &sum); err != nil {
 		t.Fatalf("status output %s: %v", out, err)
 	}

@@ -1,28 +1,22 @@
-// Command mcnsctl manages MCNS zones and records over the REST API. It logs
-// in through MCIAS ("mcnsctl login") or uses a token given with --token or
-// $MCNS_TOKEN (a system account's token, for scripts).
+// Command mcnsctl manages MCNS zones and records over its gRPC API. It
+// logs in through MCIAS ("mcnsctl login") or uses a token given with
+// --token or $MCNSCTL_TOKEN (a system account's token, for scripts).
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
-	"time"
-
-	"git.metacircular.net/metacircular/mcdsl/cli"
 
 	"github.com/spf13/cobra"
 
-	"git.metacircular.net/metacircular/mcdsl/auth"
-	"git.metacircular.net/metacircular/mcdsl/config"
-	"git.metacircular.net/metacircular/mcdsl/terminal"
+	"git.metacircular.net/metacircular/mcdsl/cli"
+	mciasclient "git.metacircular.net/metacircular/mcias/client"
 	"git.metacircular.net/metacircular/mcns/client"
 )
 
@@ -38,138 +32,41 @@ func main() {
 	}
 }
 
-// session is what "login" saves, mode 0600.
-type session struct {
-	Server    string    `json:"server"`
-	MCIAS     string    `json:"mcias"`
-	CACert    string    `json:"ca_cert,omitempty"`
-	Username  string    `json:"username"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// tool is mcnsctl's shared CLI state (flags, session, output).
+var tool = &cli.Tool{Name: "mcnsctl", Service: "mcns", Login: mciasclient.CLILogin}
 
-type globals struct {
-	server, mcias, caCert, token, sessionPath string
-	json                                      bool
-}
-
-// load merges the saved session with the flags; flags win.
-func (g *globals) load() session {
-	var s session
-	if err := cli.LoadSession(g.sessionPath, &s); err != nil {
-		fmt.Fprintf(os.Stderr, "mcnsctl: warning: %v\n", err)
+// newClient builds an API client with the session's or the flag's token.
+func newClient() (*client.Client, error) {
+	s, addr, err := tool.Server(true)
+	if err != nil {
+		return nil, err
 	}
-	for _, f := range []struct {
-		dst *string
-		v   string
-	}{
-		{&s.Server, g.server}, {&s.MCIAS, g.mcias}, {&s.CACert, g.caCert}, {&s.Token, g.token},
-	} {
-		if f.v != "" {
-			*f.dst = f.v
-		}
-	}
-	return s
-}
-
-// client builds an API client with the session's or the flag's token.
-func (g *globals) client() (*client.Client, error) {
-	s := g.load()
-	if s.Server == "" {
-		return nil, errors.New("no server: pass --server or $MCNS_SERVER, or run mcnsctl login")
-	}
-	if s.Token == "" {
-		return nil, errors.New("not logged in: run mcnsctl login (or pass --token / $MCNS_TOKEN)")
-	}
-	return client.New(s.Server, s.CACert, s.Token)
-}
-
-func (g *globals) print(out io.Writer, v any, table func(*tabwriter.Writer)) error {
-	return cli.Print(out, g.json, v, table)
+	return client.New(addr, s.CACert, s.Token)
 }
 
 func newRoot() *cobra.Command {
-	g := &globals{}
 	cmd := &cobra.Command{
 		Use:   "mcnsctl",
 		Short: "Manage MCNS zones and records",
-		Long: `mcnsctl talks to the MCNS REST API. "mcnsctl login" logs in through MCIAS and
-saves the MCNS server, the MCIAS server, the CA and the token to a session
-file (mode 0600); later commands use it. --token or $MCNS_TOKEN use a token
-instead (for example a system account's). Output is a table; --json prints
-JSON for scripts.
+		Long: `mcnsctl talks to MCNS's gRPC record API. "mcnsctl login" logs in through MCIAS
+and saves the MCNS address, the MCIAS address, the CA and the token to a
+session file (mode 0600); later commands use it. --token or $MCNSCTL_TOKEN
+use a token instead (for example a system account's). Addresses are gRPC
+host:port pairs, from flags or $METACIRCULAR_MCNS, $METACIRCULAR_MCIAS and
+$METACIRCULAR_CA. Output is a table; --json prints JSON for scripts.
 
 Zones are named by their domain name (svc.mcp.metacircular.net). Record
 names are relative to the zone (mcq), "@" for the apex, or absolute with a
 trailing dot.`,
+		Example: `  mcnsctl --server mcns.svc.mcp.metacircular.net:9443 --mcias mcias.svc.mcp.metacircular.net:9443 login -u admin
+  mcnsctl records list svc.mcp.metacircular.net
+  mcnsctl records add svc.mcp.metacircular.net mcq A 10.0.0.7`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	f := cmd.PersistentFlags()
-	f.StringVar(&g.server, "server", os.Getenv("MCNS_SERVER"), "MCNS URL, e.g. https://mcns.svc.mcp.metacircular.net:8443 ($MCNS_SERVER)")
-	f.StringVar(&g.mcias, "mcias", os.Getenv("MCIAS_SERVER"), "MCIAS URL for login ($MCIAS_SERVER)")
-	f.StringVar(&g.caCert, "ca", os.Getenv("MCNS_CA_CERT"), "CA certificate to trust for MCNS and MCIAS ($MCNS_CA_CERT)")
-	f.StringVar(&g.token, "token", os.Getenv("MCNS_TOKEN"), "MCIAS bearer token to use instead of the session's ($MCNS_TOKEN)")
-	f.StringVar(&g.sessionPath, "session", cli.SessionPath("mcnsctl"), "session file")
-	f.BoolVar(&g.json, "json", false, "print JSON")
-	cmd.AddCommand(loginCmd(g), zonesCmd(g), recordsCmd(g))
-	return cmd
-}
-
-func loginCmd(g *globals) *cobra.Command {
-	var username, totpCode string
-	var passwordStdin bool
-	cmd := &cobra.Command{
-		Use:   "login",
-		Short: "Log in through MCIAS and save the session",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s := g.load()
-			if s.Server == "" || s.MCIAS == "" {
-				return errors.New("login needs --server (MCNS) and --mcias (MCIAS) the first time")
-			}
-			if username == "" {
-				username = s.Username
-			}
-			if username == "" {
-				return errors.New("--username is required")
-			}
-			mcias, err := auth.New(config.MCIAS{ServerURL: s.MCIAS, CACert: s.CACert, ServiceName: "mcnsctl"}, auth.Options{})
-			if err != nil {
-				return err
-			}
-			var pw string
-			if passwordStdin {
-				pw, err = terminal.ReadPasswordFrom(os.Stdin, io.Discard, "")
-			} else {
-				pw, err = terminal.ReadPassword("Password for " + username + ": ")
-			}
-			if err != nil {
-				return err
-			}
-			t, err := mcias.Login(cmd.Context(), username, pw, totpCode)
-			if errors.Is(err, auth.ErrTOTPRequired) && totpCode == "" && !passwordStdin {
-				code, rerr := terminal.ReadPassword("TOTP code: ")
-				if rerr != nil {
-					return rerr
-				}
-				t, err = mcias.Login(cmd.Context(), username, pw, code)
-			}
-			if err != nil {
-				return err
-			}
-			s.Username, s.Token, s.ExpiresAt = username, t.Token, t.ExpiresAt
-			if err := cli.SaveSession(g.sessionPath, s); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "logged in as %s until %s\n", username, t.ExpiresAt.Local().Format(time.RFC1123))
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&username, "username", "u", "", "MCIAS username")
-	cmd.Flags().StringVar(&totpCode, "totp", "", "TOTP or recovery code (prompted when required)")
-	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the password from standard input (scripts)")
+	tool.Flags(cmd)
+	cmd.AddCommand(tool.LoginCommand(), zonesCmd(), recordsCmd())
 	return cmd
 }
 
@@ -181,27 +78,31 @@ func zoneTable(w *tabwriter.Writer, zones []client.Zone) {
 	}
 }
 
-func zonesCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "zones", Short: "List, show, create, update and delete zones (changes: admin)"}
+func zonesCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "zones", Short: "List, show, create, update and delete zones (changes: admin)",
+		Example: "  mcnsctl zones list\n  mcnsctl zones show svc.mcp.metacircular.net"}
 	run := func(fn func(ctx context.Context, c *client.Client, args []string) ([]client.Zone, any, error)) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, err := newClient()
 			if err != nil {
 				return err
 			}
+			defer func() { _ = c.Close() }()
 			rows, v, err := fn(cmd.Context(), c, args)
 			if err != nil || v == nil {
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { zoneTable(w, rows) })
+			return tool.Print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { zoneTable(w, rows) })
 		}
 	}
 	list := &cobra.Command{Use: "list", Short: "List zones", Args: cobra.NoArgs,
+		Example: "  mcnsctl zones list\n  mcnsctl zones list --json",
 		RunE: run(func(ctx context.Context, c *client.Client, _ []string) ([]client.Zone, any, error) {
 			l, err := c.ListZones(ctx)
 			return l, l, err
 		})}
 	show := &cobra.Command{Use: "show ZONE", Short: "Show one zone", Args: cobra.ExactArgs(1),
+		Example: "  mcnsctl zones show svc.mcp.metacircular.net",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Zone, any, error) {
 			z, err := c.GetZone(ctx, args[0])
 			return []client.Zone{z}, z, err
@@ -223,18 +124,21 @@ func zonesCmd(g *globals) *cobra.Command {
 		cmd.Flags().Uint32Var(&f.Expire, "expire", 0, help("SOA expire in seconds", "1209600"))
 	}
 	create := &cobra.Command{Use: "create ZONE", Short: "Create a zone (admin)", Args: cobra.ExactArgs(1),
+		Example: "  mcnsctl zones create lab.example.net --primary-ns ns1.lab.example.net. --admin-email ops@example.net",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Zone, any, error) {
 			z, err := c.CreateZone(ctx, args[0], f)
 			return []client.Zone{z}, z, err
 		})}
 	soaFlags(create, true)
 	update := &cobra.Command{Use: "update ZONE", Short: "Change a zone's SOA fields and bump its serial (admin)", Args: cobra.ExactArgs(1),
+		Example: "  mcnsctl zones update svc.mcp.metacircular.net --ttl 60",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Zone, any, error) {
 			z, err := c.UpdateZone(ctx, args[0], f)
 			return []client.Zone{z}, z, err
 		})}
 	soaFlags(update, false)
 	del := &cobra.Command{Use: "delete ZONE", Short: "Delete a zone and all its records (admin)", Args: cobra.ExactArgs(1),
+		Example: "  mcnsctl zones delete lab.example.net",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Zone, any, error) {
 			return nil, nil, c.DeleteZone(ctx, args[0])
 		})}
@@ -257,23 +161,26 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
-func recordsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "records", Short: "List, show, add, update and delete records"}
+func recordsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "records", Short: "List, show, add, update and delete records",
+		Example: "  mcnsctl records list svc.mcp.metacircular.net --type A\n  mcnsctl records add svc.mcp.metacircular.net mcq A 10.0.0.7"}
 	run := func(fn func(ctx context.Context, c *client.Client, args []string) ([]client.Record, any, error)) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
+			c, err := newClient()
 			if err != nil {
 				return err
 			}
+			defer func() { _ = c.Close() }()
 			rows, v, err := fn(cmd.Context(), c, args)
 			if err != nil || v == nil {
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { recordTable(w, rows) })
+			return tool.Print(cmd.OutOrStdout(), v, func(w *tabwriter.Writer) { recordTable(w, rows) })
 		}
 	}
 	var filter client.Filter
 	list := &cobra.Command{Use: "list ZONE", Short: "List a zone's records", Args: cobra.ExactArgs(1),
+		Example: "  mcnsctl records list svc.mcp.metacircular.net\n  mcnsctl records list svc.mcp.metacircular.net --name mcq --type A --json",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Record, any, error) {
 			l, err := c.ListRecords(ctx, args[0], filter)
 			return l, l, err
@@ -281,6 +188,7 @@ func recordsCmd(g *globals) *cobra.Command {
 	list.Flags().StringVar(&filter.Name, "name", "", "only records with this name")
 	list.Flags().StringVar(&filter.Type, "type", "", "only records of this type")
 	show := &cobra.Command{Use: "show ZONE ID", Short: "Show one record", Args: cobra.ExactArgs(2),
+		Example: "  mcnsctl records show svc.mcp.metacircular.net 12",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Record, any, error) {
 			id, err := parseID(args[1])
 			if err != nil {
@@ -291,13 +199,15 @@ func recordsCmd(g *globals) *cobra.Command {
 		})}
 	var addTTL, updateTTL uint32
 	add := &cobra.Command{Use: "add ZONE NAME TYPE VALUE...", Short: "Add a record (VALUE words are joined: SRV 0 5 443 host.)",
-		Args: cobra.MinimumNArgs(4),
+		Example: "  mcnsctl records add svc.mcp.metacircular.net mcq A 10.0.0.7\n  mcnsctl records add svc.mcp.metacircular.net _https._tcp.mcq SRV 0 5 443 mcq.svc.mcp.metacircular.net. --ttl 60",
+		Args:    cobra.MinimumNArgs(4),
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Record, any, error) {
 			r, err := c.CreateRecord(ctx, args[0], client.RecordFields{Name: args[1], Type: args[2], TTL: addTTL, Value: strings.Join(args[3:], " ")})
 			return []client.Record{r}, r, err
 		})}
 	add.Flags().Uint32Var(&addTTL, "ttl", 0, "TTL in seconds (default: the zone's)")
 	update := &cobra.Command{Use: "update ZONE ID NAME TYPE VALUE...", Short: "Replace a record", Args: cobra.MinimumNArgs(5),
+		Example: "  mcnsctl records update svc.mcp.metacircular.net 12 mcq A 10.0.0.8",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Record, any, error) {
 			id, err := parseID(args[1])
 			if err != nil {
@@ -308,6 +218,7 @@ func recordsCmd(g *globals) *cobra.Command {
 		})}
 	update.Flags().Uint32Var(&updateTTL, "ttl", 0, "TTL in seconds (default: the zone's)")
 	del := &cobra.Command{Use: "delete ZONE ID", Short: "Delete a record", Args: cobra.ExactArgs(2),
+		Example: "  mcnsctl records delete svc.mcp.metacircular.net 12",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) ([]client.Record, any, error) {
 			id, err := parseID(args[1])
 			if err != nil {

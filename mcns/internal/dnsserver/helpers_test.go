@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/rr"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
@@ -30,9 +31,9 @@ func openStore(t testing.TB) *store.Store {
 
 // addZone creates a zone with the store's defaults and the given TTL and
 // negative TTL (minimum).
-func addZone(t testing.TB, st *store.Store, name string, ttl, minimum uint32) store.Zone {
+func addZone(t testing.TB, st *store.Store, name string, ttl, minimum uint32) dnsdata.Zone {
 	t.Helper()
-	z := store.Zone{Name: name, TTL: ttl, Minimum: minimum}
+	z := dnsdata.Zone{Name: name, TTL: ttl, Minimum: minimum}
 	if err := rr.ValidateZone(&z); err != nil {
 		t.Fatal(err)
 	}
@@ -44,9 +45,9 @@ func addZone(t testing.TB, st *store.Store, name string, ttl, minimum uint32) st
 }
 
 // addRecord validates and stores one record.
-func addRecord(t testing.TB, st *store.Store, zone, name, typ, value string) store.Record {
+func addRecord(t testing.TB, st *store.Store, zone, name, typ, value string) dnsdata.Record {
 	t.Helper()
-	r := store.Record{Name: name, Type: typ, Value: value}
+	r := dnsdata.Record{Name: name, Type: typ, Value: value}
 	if err := rr.Validate(zone, 300, &r); err != nil {
 		t.Fatalf("%s %s %s: %v", name, typ, value, err)
 	}

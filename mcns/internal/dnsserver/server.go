@@ -14,6 +14,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
 
@@ -93,7 +94,7 @@ func (s *Server) zoneChanged(name string) {
 func (s *Server) loadZone(ctx context.Context, name string) error {
 	cur := s.zones.Load()
 	z, err := s.st.GetZone(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, dnsdata.ErrNotFound) {
 		s.zones.Store(cur.with(name, nil))
 		return nil
 	}
@@ -195,10 +196,21 @@ func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener
 // port 0, TCP takes the port the kernel chose for UDP, since clients retry
 // truncated answers over TCP on the same port.
 func (s *Server) ListenAndServe(ctx context.Context) error {
+	udp, tcp, err := s.Listen(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, udp, tcp)
+}
+
+// Listen binds UDP and TCP on the configured address. With port 0 the
+// kernel picks the UDP port and TCP takes the same one, as a client that
+// retries a truncated answer over TCP expects.
+func (s *Server) Listen(ctx context.Context) (net.PacketConn, net.Listener, error) {
 	var lc net.ListenConfig
 	udp, err := lc.ListenPacket(ctx, "udp", s.cfg.ListenAddr)
 	if err != nil {
-		return fmt.Errorf("dns listen udp %s: %w", s.cfg.ListenAddr, err)
+		return nil, nil, fmt.Errorf("dns listen udp %s: %w", s.cfg.ListenAddr, err)
 	}
 	tcpAddr := s.cfg.ListenAddr
 	if host, port, err := net.SplitHostPort(tcpAddr); err == nil && port == "0" {
@@ -209,7 +221,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	tcp, err := lc.Listen(ctx, "tcp", tcpAddr)
 	if err != nil {
 		_ = udp.Close()
-		return fmt.Errorf("dns listen tcp %s: %w", tcpAddr, err)
+		return nil, nil, fmt.Errorf("dns listen tcp %s: %w", tcpAddr, err)
 	}
-	return s.Serve(ctx, udp, tcp)
+	return udp, tcp, nil
 }

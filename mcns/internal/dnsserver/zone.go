@@ -6,8 +6,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/rr"
-	"git.metacircular.net/metacircular/mcns/internal/store"
 )
 
 // zone is one served zone indexed for lookups. It is never modified after
@@ -34,7 +34,7 @@ type zone struct {
 }
 
 type builtRecord struct {
-	rec store.Record
+	rec dnsdata.Record
 	rr  dns.RR
 }
 
@@ -49,7 +49,7 @@ type node struct {
 // does not parse (the store validates on write, so only a hand-edited
 // database has one) is logged and left out rather than taking the whole
 // zone down.
-func buildZone(z store.Zone, recs []store.Record, prev *zone, logger *slog.Logger) *zone {
+func buildZone(z dnsdata.Zone, recs []dnsdata.Record, prev *zone, logger *slog.Logger) *zone {
 	soa := rr.SOA(z)
 	neg := *soa
 	neg.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
@@ -114,7 +114,7 @@ func buildZone(z store.Zone, recs []store.Record, prev *zone, logger *slog.Logge
 }
 
 // reuse returns the RR built last time for rec if rec has not changed.
-func (z *zone) reuse(rec store.Record) (dns.RR, bool) {
+func (z *zone) reuse(rec dnsdata.Record) (dns.RR, bool) {
 	if z == nil {
 		return nil, false
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/rr"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
@@ -17,15 +18,6 @@ import (
 // DefaultAgentAccounts is the agent list when the configuration names none:
 // the MCP agent registers every service's name.
 var DefaultAgentAccounts = []string{"mcp-agent"}
-
-// Errors beyond the store's ErrNotFound, ErrConflict and ErrInvalid, which
-// Service returns wrapped as they come.
-var (
-	// ErrUnauthenticated means there is no caller.
-	ErrUnauthenticated = errors.New("authentication required")
-	// ErrForbidden means the caller may not do this.
-	ErrForbidden = errors.New("permission denied")
-)
 
 // Service is the zone and record API over a store.
 //
@@ -96,7 +88,7 @@ func (s *Service) roleOf(c *auth.Identity) role {
 
 func authenticated(c *auth.Identity) error {
 	if c == nil || c.Username == "" {
-		return ErrUnauthenticated
+		return dnsdata.ErrUnauthenticated
 	}
 	return nil
 }
@@ -107,29 +99,10 @@ func ownName(c *auth.Identity, zone string) string {
 }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", store.ErrInvalid, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", dnsdata.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
 // --- zones ---
-
-// ZoneSpec is a zone to create or the new SOA fields of one. Empty or zero
-// fields take the defaults of rr.ValidateZone on create and keep the
-// current value on update.
-type ZoneSpec struct {
-	Name       string
-	PrimaryNS  string
-	AdminEmail string
-	Refresh    uint32
-	Retry      uint32
-	Expire     uint32
-	Minimum    uint32
-	TTL        uint32
-}
-
-func (z ZoneSpec) zone() store.Zone {
-	return store.Zone{Name: z.Name, PrimaryNS: z.PrimaryNS, AdminEmail: z.AdminEmail,
-		Refresh: z.Refresh, Retry: z.Retry, Expire: z.Expire, Minimum: z.Minimum, TTL: z.TTL}
-}
 
 // zoneName canonicalizes a zone reference from a request.
 func zoneName(name string) (string, error) {
@@ -140,7 +113,7 @@ func zoneName(name string) (string, error) {
 }
 
 // ListZones lists the zones (any authenticated caller).
-func (s *Service) ListZones(ctx context.Context, c *auth.Identity) ([]store.Zone, error) {
+func (s *Service) ListZones(ctx context.Context, c *auth.Identity) ([]dnsdata.Zone, error) {
 	if err := authenticated(c); err != nil {
 		return nil, err
 	}
@@ -148,13 +121,13 @@ func (s *Service) ListZones(ctx context.Context, c *auth.Identity) ([]store.Zone
 }
 
 // GetZone returns one zone (any authenticated caller).
-func (s *Service) GetZone(ctx context.Context, c *auth.Identity, name string) (store.Zone, error) {
+func (s *Service) GetZone(ctx context.Context, c *auth.Identity, name string) (dnsdata.Zone, error) {
 	if err := authenticated(c); err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	zone, err := zoneName(name)
 	if err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	return s.st.GetZone(ctx, zone)
 }
@@ -164,28 +137,28 @@ func (s *Service) requireAdmin(c *auth.Identity) error {
 		return err
 	}
 	if s.roleOf(c) != roleAdmin {
-		return fmt.Errorf("%w: zones are managed by admins", ErrForbidden)
+		return fmt.Errorf("%w: zones are managed by admins", dnsdata.ErrForbidden)
 	}
 	return nil
 }
 
 // CreateZone creates a zone (admin only).
-func (s *Service) CreateZone(ctx context.Context, c *auth.Identity, spec ZoneSpec) (store.Zone, error) {
+func (s *Service) CreateZone(ctx context.Context, c *auth.Identity, spec dnsdata.Spec) (dnsdata.Zone, error) {
 	if err := s.requireAdmin(c); err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
-	z := spec.zone()
+	z := spec.Zone()
 	if strings.TrimSpace(z.Name) == "" {
-		return store.Zone{}, invalid("name: a zone name is required")
+		return dnsdata.Zone{}, invalid("name: a zone name is required")
 	}
 	if err := rr.ValidateZone(&z); err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	out, err := s.st.CreateZone(ctx, z)
 	if err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	s.logger.Info("zone created", "zone", out.Name, "primary_ns", out.PrimaryNS, "serial", out.Serial, "by", c.Username)
 	return out, nil
@@ -194,19 +167,19 @@ func (s *Service) CreateZone(ctx context.Context, c *auth.Identity, spec ZoneSpe
 // UpdateZone changes the SOA fields of zone spec.Name and bumps its serial
 // (admin only). Empty and zero fields of spec keep the zone's current
 // value, so changing the TTL cannot reset the primary name server.
-func (s *Service) UpdateZone(ctx context.Context, c *auth.Identity, spec ZoneSpec) (store.Zone, error) {
+func (s *Service) UpdateZone(ctx context.Context, c *auth.Identity, spec dnsdata.Spec) (dnsdata.Zone, error) {
 	if err := s.requireAdmin(c); err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	name, err := zoneName(spec.Name)
 	if err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	z, err := s.st.GetZone(ctx, name)
 	if err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	for _, f := range []struct {
 		dst *string
@@ -225,11 +198,11 @@ func (s *Service) UpdateZone(ctx context.Context, c *auth.Identity, spec ZoneSpe
 		}
 	}
 	if err := rr.ValidateZone(&z); err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	out, err := s.st.UpdateZone(ctx, z)
 	if err != nil {
-		return store.Zone{}, err
+		return dnsdata.Zone{}, err
 	}
 	s.logger.Info("zone updated", "zone", out.Name, "primary_ns", out.PrimaryNS, "admin_email", out.AdminEmail,
 		"ttl", out.TTL, "minimum", out.Minimum, "serial", out.Serial, "by", c.Username)
@@ -257,10 +230,10 @@ func (s *Service) DeleteZone(ctx context.Context, c *auth.Identity, name string)
 // EnsureZone creates the zone if it does not exist and leaves an existing
 // one as it is. It has no caller: it is for the zones the configuration
 // seeds at init and start.
-func (s *Service) EnsureZone(ctx context.Context, spec ZoneSpec) (store.Zone, bool, error) {
-	z := spec.zone()
+func (s *Service) EnsureZone(ctx context.Context, spec dnsdata.Spec) (dnsdata.Zone, bool, error) {
+	z := spec.Zone()
 	if err := rr.ValidateZone(&z); err != nil {
-		return store.Zone{}, false, err
+		return dnsdata.Zone{}, false, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -268,12 +241,12 @@ func (s *Service) EnsureZone(ctx context.Context, spec ZoneSpec) (store.Zone, bo
 	if err == nil {
 		return cur, false, nil
 	}
-	if !errors.Is(err, store.ErrNotFound) {
-		return store.Zone{}, false, err
+	if !errors.Is(err, dnsdata.ErrNotFound) {
+		return dnsdata.Zone{}, false, err
 	}
 	out, err := s.st.CreateZone(ctx, z)
 	if err != nil {
-		return store.Zone{}, false, err
+		return dnsdata.Zone{}, false, err
 	}
 	s.logger.Info("zone created", "zone", out.Name, "primary_ns", out.PrimaryNS, "serial", out.Serial, "by", "configuration")
 	return out, true, nil
@@ -281,25 +254,9 @@ func (s *Service) EnsureZone(ctx context.Context, spec ZoneSpec) (store.Zone, bo
 
 // --- records ---
 
-// RecordSpec is a record to create or the new content of one. Name is
-// relative to the zone, "@" for the apex, or absolute with a trailing dot;
-// TTL 0 means the zone's default TTL.
-type RecordSpec struct {
-	Name  string
-	Type  string
-	TTL   uint32
-	Value string
-}
-
-// Filter narrows ListRecords; empty fields match everything.
-type Filter struct {
-	Name string
-	Type string
-}
-
 // ListRecords lists a zone's records, optionally filtered by owner name and
 // type (any authenticated caller).
-func (s *Service) ListRecords(ctx context.Context, c *auth.Identity, zoneRef string, f Filter) ([]store.Record, error) {
+func (s *Service) ListRecords(ctx context.Context, c *auth.Identity, zoneRef string, f dnsdata.Filter) ([]dnsdata.Record, error) {
 	if err := authenticated(c); err != nil {
 		return nil, err
 	}
@@ -324,16 +281,16 @@ func (s *Service) ListRecords(ctx context.Context, c *auth.Identity, zoneRef str
 }
 
 // GetRecord returns one record of a zone (any authenticated caller).
-func (s *Service) GetRecord(ctx context.Context, c *auth.Identity, zoneRef string, id int64) (store.Record, error) {
+func (s *Service) GetRecord(ctx context.Context, c *auth.Identity, zoneRef string, id int64) (dnsdata.Record, error) {
 	if err := authenticated(c); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	zone, err := zoneName(zoneRef)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	if err := validID(id); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	return s.st.GetRecord(ctx, zone, id)
 }
@@ -352,7 +309,7 @@ func (s *Service) writer(c *auth.Identity) (role, error) {
 	}
 	r := s.roleOf(c)
 	if r == roleReader {
-		return r, fmt.Errorf("%w: %s may only read records", ErrForbidden, c.Username)
+		return r, fmt.Errorf("%w: %s may only read records", dnsdata.ErrForbidden, c.Username)
 	}
 	return r, nil
 }
@@ -361,47 +318,47 @@ func (s *Service) writer(c *auth.Identity) (role, error) {
 // zone.
 func mayOwn(r role, c *auth.Identity, zone, name string) error {
 	if r == roleOwner && name != ownName(c, zone) {
-		return fmt.Errorf("%w: system account %s may only manage records named %s", ErrForbidden, c.Username, ownName(c, zone))
+		return fmt.Errorf("%w: system account %s may only manage records named %s", dnsdata.ErrForbidden, c.Username, ownName(c, zone))
 	}
 	return nil
 }
 
 // prepare resolves the zone and validates spec into a record of it.
-func (s *Service) prepare(ctx context.Context, zoneRef string, spec RecordSpec) (store.Record, error) {
+func (s *Service) prepare(ctx context.Context, zoneRef string, spec dnsdata.RecordSpec) (dnsdata.Record, error) {
 	zone, err := zoneName(zoneRef)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	z, err := s.st.GetZone(ctx, zone)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
-	rec := store.Record{Name: spec.Name, Type: spec.Type, TTL: spec.TTL, Value: spec.Value}
+	rec := dnsdata.Record{Name: spec.Name, Type: spec.Type, TTL: spec.TTL, Value: spec.Value}
 	if err := rr.Validate(z.Name, z.TTL, &rec); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	return rec, nil
 }
 
 // CreateRecord adds a record to a zone (admin, agents, and system accounts
 // for their own name).
-func (s *Service) CreateRecord(ctx context.Context, c *auth.Identity, zoneRef string, spec RecordSpec) (store.Record, error) {
+func (s *Service) CreateRecord(ctx context.Context, c *auth.Identity, zoneRef string, spec dnsdata.RecordSpec) (dnsdata.Record, error) {
 	r, err := s.writer(c)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	rec, err := s.prepare(ctx, zoneRef, spec)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	if err := mayOwn(r, c, rec.Zone, rec.Name); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	out, err := s.st.CreateRecord(ctx, rec)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	s.logger.Info("record created", "zone", out.Zone, "id", out.ID, "name", out.Name, "type", out.Type,
 		"ttl", out.TTL, "value", out.Value, "by", c.Username)
@@ -410,34 +367,34 @@ func (s *Service) CreateRecord(ctx context.Context, c *auth.Identity, zoneRef st
 
 // UpdateRecord replaces record id of a zone. A system account that is not
 // an agent must own the record both as it is and as it will be.
-func (s *Service) UpdateRecord(ctx context.Context, c *auth.Identity, zoneRef string, id int64, spec RecordSpec) (store.Record, error) {
+func (s *Service) UpdateRecord(ctx context.Context, c *auth.Identity, zoneRef string, id int64, spec dnsdata.RecordSpec) (dnsdata.Record, error) {
 	r, err := s.writer(c)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	if err := validID(id); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	rec, err := s.prepare(ctx, zoneRef, spec)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	rec.ID = id
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	old, err := s.st.GetRecord(ctx, rec.Zone, id)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	if err := mayOwn(r, c, old.Zone, old.Name); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	if err := mayOwn(r, c, rec.Zone, rec.Name); err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	out, err := s.st.UpdateRecord(ctx, rec)
 	if err != nil {
-		return store.Record{}, err
+		return dnsdata.Record{}, err
 	}
 	s.logger.Info("record updated", "zone", out.Zone, "id", out.ID, "name", out.Name, "type", out.Type,
 		"ttl", out.TTL, "value", out.Value, "old_name", old.Name, "old_type", old.Type, "old_value", old.Value, "by", c.Username)

@@ -10,6 +10,7 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
 
@@ -34,7 +35,7 @@ func newService(t *testing.T) (*Service, *store.Store, *syncbuf.Buffer) {
 	t.Cleanup(func() { _ = st.Close() })
 	logs := &syncbuf.Buffer{}
 	svc := New(st, nil, slog.New(slog.NewTextHandler(logs, nil)))
-	if _, created, err := svc.EnsureZone(t.Context(), ZoneSpec{Name: "SVC.mcp.test"}); err != nil || !created {
+	if _, created, err := svc.EnsureZone(t.Context(), dnsdata.Spec{Name: "SVC.mcp.test"}); err != nil || !created {
 		t.Fatalf("EnsureZone = %v, %v", created, err)
 	}
 	return svc, st, logs
@@ -54,9 +55,9 @@ func serial(t *testing.T, st *store.Store) uint32 {
 func TestAuthorization(t *testing.T) {
 	svc, st, logs := newService(t)
 	ctx := t.Context()
-	seed := func(name string) store.Record {
+	seed := func(name string) dnsdata.Record {
 		t.Helper()
-		r, err := svc.CreateRecord(ctx, admin, zone, RecordSpec{Name: name, Type: "A", Value: "10.0.0.1"})
+		r, err := svc.CreateRecord(ctx, admin, zone, dnsdata.RecordSpec{Name: name, Type: "A", Value: "10.0.0.1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,49 +83,49 @@ func TestAuthorization(t *testing.T) {
 				if allowed && err != nil {
 					t.Errorf("%s: %v; want success", op, err)
 				}
-				if !allowed && !errors.Is(err, ErrForbidden) {
-					t.Errorf("%s: %v; want ErrForbidden", op, err)
+				if !allowed && !errors.Is(err, dnsdata.ErrForbidden) {
+					t.Errorf("%s: %v; want dnsdata.ErrForbidden", op, err)
 				}
 			}
 			if _, err := svc.ListZones(ctx, c.who); err != nil {
 				t.Errorf("list zones: %v", err)
 			}
-			if _, err := svc.ListRecords(ctx, c.who, zone, Filter{}); err != nil {
+			if _, err := svc.ListRecords(ctx, c.who, zone, dnsdata.Filter{}); err != nil {
 				t.Errorf("list records: %v", err)
 			}
 			before := serial(t, st)
-			_, err := svc.CreateZone(ctx, c.who, ZoneSpec{Name: c.who.Subject + ".zones.test"})
+			_, err := svc.CreateZone(ctx, c.who, dnsdata.Spec{Name: c.who.Subject + ".zones.test"})
 			want("create zone", err, c.zones)
 			if !c.zones {
-				if _, err := st.GetZone(ctx, c.who.Subject+".zones.test."); !errors.Is(err, store.ErrNotFound) {
+				if _, err := st.GetZone(ctx, c.who.Subject+".zones.test."); !errors.Is(err, dnsdata.ErrNotFound) {
 					t.Errorf("refused create zone left a zone: %v", err)
 				}
-				want("update zone", errOnly(svc.UpdateZone(ctx, c.who, ZoneSpec{Name: zone, TTL: 60})), false)
+				want("update zone", errOnly(svc.UpdateZone(ctx, c.who, dnsdata.Spec{Name: zone, TTL: 60})), false)
 				want("delete zone", svc.DeleteZone(ctx, c.who, zone), false)
 			}
 
 			own := c.who.Username // relative to the zone
-			created, err := svc.CreateRecord(ctx, c.who, zone, RecordSpec{Name: own, Type: "A", Value: "10.1.0.1"})
+			created, err := svc.CreateRecord(ctx, c.who, zone, dnsdata.RecordSpec{Name: own, Type: "A", Value: "10.1.0.1"})
 			want("create own", err, c.own)
 			target := created
 			if err != nil {
 				target = seed(own + "." + zone)
 			}
-			_, err = svc.UpdateRecord(ctx, c.who, zone, target.ID, RecordSpec{Name: own, Type: "A", Value: "10.1.0.2"})
+			_, err = svc.UpdateRecord(ctx, c.who, zone, target.ID, dnsdata.RecordSpec{Name: own, Type: "A", Value: "10.1.0.2"})
 			want("update own", err, c.own)
-			_, err = svc.UpdateRecord(ctx, c.who, zone, target.ID, RecordSpec{Name: "other", Type: "A", Value: "10.1.0.3"})
+			_, err = svc.UpdateRecord(ctx, c.who, zone, target.ID, dnsdata.RecordSpec{Name: "other", Type: "A", Value: "10.1.0.3"})
 			want("move own to another name", err, c.any)
 
 			other := seed("web-" + c.who.Subject + "." + zone)
-			_, err = svc.CreateRecord(ctx, c.who, zone, RecordSpec{Name: "x-" + c.who.Subject, Type: "TXT", Value: "hello"})
+			_, err = svc.CreateRecord(ctx, c.who, zone, dnsdata.RecordSpec{Name: "x-" + c.who.Subject, Type: "TXT", Value: "hello"})
 			want("create other", err, c.any)
-			_, err = svc.UpdateRecord(ctx, c.who, zone, other.ID, RecordSpec{Name: other.Name, Type: "A", Value: "10.2.0.2"})
+			_, err = svc.UpdateRecord(ctx, c.who, zone, other.ID, dnsdata.RecordSpec{Name: other.Name, Type: "A", Value: "10.2.0.2"})
 			want("update other", err, c.any)
-			_, err = svc.UpdateRecord(ctx, c.who, zone, other.ID, RecordSpec{Name: own, Type: "A", Value: "10.2.0.3"})
+			_, err = svc.UpdateRecord(ctx, c.who, zone, other.ID, dnsdata.RecordSpec{Name: own, Type: "A", Value: "10.2.0.3"})
 			want("take over other", err, c.any)
 			want("delete other", svc.DeleteRecord(ctx, c.who, zone, other.ID), c.any)
 			// Below its own name is not its own name.
-			_, err = svc.CreateRecord(ctx, c.who, zone, RecordSpec{Name: "_http._tcp." + own, Type: "SRV", Value: "0 0 80 x.test."})
+			_, err = svc.CreateRecord(ctx, c.who, zone, dnsdata.RecordSpec{Name: "_http._tcp." + own, Type: "SRV", Value: "0 0 80 x.test."})
 			want("create below own", err, c.any)
 
 			if !c.any {
@@ -156,12 +157,12 @@ func TestUnauthenticated(t *testing.T) {
 	for name, err := range map[string]error{
 		"list zones":   errOnly(svc.ListZones(ctx, nil)),
 		"get zone":     errOnly(svc.GetZone(ctx, nil, zone)),
-		"list records": errOnly(svc.ListRecords(ctx, nil, zone, Filter{})),
+		"list records": errOnly(svc.ListRecords(ctx, nil, zone, dnsdata.Filter{})),
 		"get record":   errOnly(svc.GetRecord(ctx, nil, zone, 1)),
-		"create":       errOnly(svc.CreateRecord(ctx, nil, zone, RecordSpec{Name: "a", Type: "A", Value: "10.0.0.1"})),
+		"create":       errOnly(svc.CreateRecord(ctx, nil, zone, dnsdata.RecordSpec{Name: "a", Type: "A", Value: "10.0.0.1"})),
 		"delete zone":  svc.DeleteZone(ctx, nil, zone),
 	} {
-		if !errors.Is(err, ErrUnauthenticated) {
+		if !errors.Is(err, dnsdata.ErrUnauthenticated) {
 			t.Errorf("%s without a caller: %v", name, err)
 		}
 	}
@@ -170,7 +171,7 @@ func TestUnauthenticated(t *testing.T) {
 func TestValidationChangesNothing(t *testing.T) {
 	svc, st, _ := newService(t)
 	ctx := t.Context()
-	r, err := svc.CreateRecord(ctx, agent, "svc.mcp.test", RecordSpec{Name: "Web", Type: "a", Value: "10.0.0.1"})
+	r, err := svc.CreateRecord(ctx, agent, "svc.mcp.test", dnsdata.RecordSpec{Name: "Web", Type: "a", Value: "10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,42 +180,42 @@ func TestValidationChangesNothing(t *testing.T) {
 	}
 	before := serial(t, st)
 	for _, c := range []struct {
-		spec  RecordSpec
+		spec  dnsdata.RecordSpec
 		field string
 	}{
-		{RecordSpec{Name: "a", Type: "A", Value: "not-an-ip"}, "value"},
-		{RecordSpec{Name: "a", Type: "BOGUS", Value: "x"}, "type"},
-		{RecordSpec{Name: "a.other.test.", Type: "A", Value: "10.0.0.1"}, "name"},
-		{RecordSpec{Name: "a", Type: "A", TTL: 1 << 30, Value: "10.0.0.1"}, "ttl"},
+		{dnsdata.RecordSpec{Name: "a", Type: "A", Value: "not-an-ip"}, "value"},
+		{dnsdata.RecordSpec{Name: "a", Type: "BOGUS", Value: "x"}, "type"},
+		{dnsdata.RecordSpec{Name: "a.other.test.", Type: "A", Value: "10.0.0.1"}, "name"},
+		{dnsdata.RecordSpec{Name: "a", Type: "A", TTL: 1 << 30, Value: "10.0.0.1"}, "ttl"},
 	} {
 		_, err := svc.CreateRecord(ctx, agent, zone, c.spec)
-		if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
+		if !errors.Is(err, dnsdata.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("create %+v: %v; want ErrInvalid naming %s", c.spec, err, c.field)
 		}
 		_, err = svc.UpdateRecord(ctx, agent, zone, r.ID, c.spec)
-		if !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
+		if !errors.Is(err, dnsdata.ErrInvalid) || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("update %+v: %v; want ErrInvalid naming %s", c.spec, err, c.field)
 		}
 	}
-	if _, err := svc.CreateRecord(ctx, agent, zone, RecordSpec{Name: "web", Type: "CNAME", Value: "x.test."}); !errors.Is(err, store.ErrConflict) {
+	if _, err := svc.CreateRecord(ctx, agent, zone, dnsdata.RecordSpec{Name: "web", Type: "CNAME", Value: "x.test."}); !errors.Is(err, dnsdata.ErrConflict) {
 		t.Errorf("CNAME beside A: %v; want ErrConflict", err)
 	}
-	if _, err := svc.CreateRecord(ctx, agent, "nowhere.test", RecordSpec{Name: "a", Type: "A", Value: "10.0.0.1"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := svc.CreateRecord(ctx, agent, "nowhere.test", dnsdata.RecordSpec{Name: "a", Type: "A", Value: "10.0.0.1"}); !errors.Is(err, dnsdata.ErrNotFound) {
 		t.Errorf("record in a missing zone: %v; want ErrNotFound", err)
 	}
-	if _, err := svc.ListRecords(ctx, alice, zone, Filter{Type: "nope"}); !errors.Is(err, store.ErrInvalid) {
+	if _, err := svc.ListRecords(ctx, alice, zone, dnsdata.Filter{Type: "nope"}); !errors.Is(err, dnsdata.ErrInvalid) {
 		t.Errorf("list with a bad type: %v", err)
 	}
-	if _, err := svc.CreateZone(ctx, admin, ZoneSpec{Name: ""}); !errors.Is(err, store.ErrInvalid) || !strings.Contains(err.Error(), "name") {
+	if _, err := svc.CreateZone(ctx, admin, dnsdata.Spec{Name: ""}); !errors.Is(err, dnsdata.ErrInvalid) || !strings.Contains(err.Error(), "name") {
 		t.Errorf("zone without a name: %v", err)
 	}
-	if _, err := svc.CreateZone(ctx, admin, ZoneSpec{Name: "svc.mcp.test"}); !errors.Is(err, store.ErrConflict) {
+	if _, err := svc.CreateZone(ctx, admin, dnsdata.Spec{Name: "svc.mcp.test"}); !errors.Is(err, dnsdata.ErrConflict) {
 		t.Errorf("duplicate zone: %v", err)
 	}
 	if got := serial(t, st); got != before {
 		t.Errorf("serial %d after refused changes; want %d", got, before)
 	}
-	list, err := svc.ListRecords(ctx, alice, zone, Filter{})
+	list, err := svc.ListRecords(ctx, alice, zone, dnsdata.Filter{})
 	if err != nil || len(list) != 1 {
 		t.Errorf("records after refused changes: %+v %v", list, err)
 	}
@@ -228,24 +229,24 @@ func TestFiltersAndAgentList(t *testing.T) {
 	defer st.Close()
 	svc := New(st, []string{"Edge-Agent"}, nil)
 	ctx := t.Context()
-	if _, err := svc.CreateZone(ctx, admin, ZoneSpec{Name: zone}); err != nil {
+	if _, err := svc.CreateZone(ctx, admin, dnsdata.Spec{Name: zone}); err != nil {
 		t.Fatal(err)
 	}
 	edge := &auth.Identity{Username: "edge-agent", AccountType: auth.AccountSystem}
-	if _, err := svc.CreateRecord(ctx, edge, zone, RecordSpec{Name: "a", Type: "A", Value: "10.0.0.1"}); err != nil {
+	if _, err := svc.CreateRecord(ctx, edge, zone, dnsdata.RecordSpec{Name: "a", Type: "A", Value: "10.0.0.1"}); err != nil {
 		t.Fatalf("configured agent: %v", err)
 	}
-	if _, err := svc.CreateRecord(ctx, edge, zone, RecordSpec{Name: "a", Type: "TXT", Value: "hi there"}); err != nil {
+	if _, err := svc.CreateRecord(ctx, edge, zone, dnsdata.RecordSpec{Name: "a", Type: "TXT", Value: "hi there"}); err != nil {
 		t.Fatal(err)
 	}
 	// With a configured list, mcp-agent is an ordinary system account.
-	if _, err := svc.CreateRecord(ctx, agent, zone, RecordSpec{Name: "b", Type: "A", Value: "10.0.0.2"}); !errors.Is(err, ErrForbidden) {
+	if _, err := svc.CreateRecord(ctx, agent, zone, dnsdata.RecordSpec{Name: "b", Type: "A", Value: "10.0.0.2"}); !errors.Is(err, dnsdata.ErrForbidden) {
 		t.Errorf("mcp-agent not in the list: %v", err)
 	}
 	for _, c := range []struct {
-		f    Filter
+		f    dnsdata.Filter
 		want int
-	}{{Filter{}, 2}, {Filter{Name: "a"}, 2}, {Filter{Name: "A." + zone}, 2}, {Filter{Type: "txt"}, 1}, {Filter{Name: "b"}, 0}} {
+	}{{dnsdata.Filter{}, 2}, {dnsdata.Filter{Name: "a"}, 2}, {dnsdata.Filter{Name: "A." + zone}, 2}, {dnsdata.Filter{Type: "txt"}, 1}, {dnsdata.Filter{Name: "b"}, 0}} {
 		got, err := svc.ListRecords(ctx, guest, zone, c.f)
 		if err != nil || len(got) != c.want {
 			t.Errorf("ListRecords(%+v) = %d records, %v; want %d", c.f, len(got), err, c.want)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"git.metacircular.net/metacircular/mcns/internal/store"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 )
 
 // Types lists the record types the record API accepts (SOA is the zone's).
@@ -16,7 +16,7 @@ var Types = []string{"A", "AAAA", "CNAME", "TXT", "SRV", "MX", "NS", "PTR"}
 const MaxTTL = 7 * 24 * 3600
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", store.ErrInvalid, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", dnsdata.ErrInvalid, fmt.Sprintf(format, args...))
 }
 
 // Zone canonicalizes a zone name: lower case, trailing dot, valid labels.
@@ -89,7 +89,7 @@ func Name(zone, name string) (string, error) {
 // Validate checks and normalizes r in place for zone: canonical name, upper
 // case type from Types, TTL (0 means the zone default, passed as defTTL),
 // and Value parsed and re-printed in canonical presentation form.
-func Validate(zone string, defTTL uint32, r *store.Record) error {
+func Validate(zone string, defTTL uint32, r *dnsdata.Record) error {
 	name, err := Name(zone, r.Name)
 	if err != nil {
 		return err
@@ -211,7 +211,7 @@ func presentation(r dns.RR) string {
 }
 
 // ToRR builds the dns.RR for a stored record.
-func ToRR(r store.Record) (dns.RR, error) {
+func ToRR(r dnsdata.Record) (dns.RR, error) {
 	rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, r.Value))
 	if err != nil {
 		return nil, fmt.Errorf("record %d (%s %s): %w", r.ID, r.Name, r.Type, err)
@@ -223,7 +223,7 @@ func ToRR(r store.Record) (dns.RR, error) {
 }
 
 // SOA builds the zone's SOA record.
-func SOA(z store.Zone) *dns.SOA {
+func SOA(z dnsdata.Zone) *dns.SOA {
 	return &dns.SOA{
 		Hdr:     dns.RR_Header{Name: z.Name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: z.TTL},
 		Ns:      z.PrimaryNS,
@@ -238,7 +238,7 @@ func SOA(z store.Zone) *dns.SOA {
 
 // ValidateZone canonicalizes and checks a zone's SOA fields, filling
 // defaults: refresh 3600, retry 600, expire 1209600, minimum 300, ttl 300.
-func ValidateZone(z *store.Zone) error {
+func ValidateZone(z *dnsdata.Zone) error {
 	name, err := Zone(z.Name)
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"git.metacircular.net/metacircular/mcns/internal/store"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 )
 
 func TestValidate(t *testing.T) {
@@ -24,7 +24,7 @@ func TestValidate(t *testing.T) {
 		{"alias", "CNAME", "www", "alias.svc.mcp.metacircular.net.", "www.svc.mcp.metacircular.net."},
 		{"@", "MX", "20 mail", zone, "20 mail.svc.mcp.metacircular.net."},
 	} {
-		r := store.Record{Name: tc.name, Type: tc.typ, Value: tc.value}
+		r := dnsdata.Record{Name: tc.name, Type: tc.typ, Value: tc.value}
 		if err := Validate(zone, 300, &r); err != nil {
 			t.Errorf("%s %s %s: %v", tc.name, tc.typ, tc.value, err)
 			continue
@@ -51,19 +51,19 @@ func TestValidate(t *testing.T) {
 		{"x", "A", "10.0.0.1; injected"},
 		{"x", "TXT", "line one\n$INCLUDE /etc/passwd"},
 	} {
-		r := store.Record{Name: tc.name, Type: tc.typ, Value: tc.value}
-		if err := Validate(zone, 300, &r); !errors.Is(err, store.ErrInvalid) {
+		r := dnsdata.Record{Name: tc.name, Type: tc.typ, Value: tc.value}
+		if err := Validate(zone, 300, &r); !errors.Is(err, dnsdata.ErrInvalid) {
 			t.Errorf("%s %s %q accepted or wrong error: %v", tc.name, tc.typ, tc.value, err)
 		}
 	}
-	r := store.Record{Name: "x", Type: "A", Value: "10.0.0.1", TTL: MaxTTL + 1}
-	if err := Validate(zone, 300, &r); !errors.Is(err, store.ErrInvalid) {
+	r := dnsdata.Record{Name: "x", Type: "A", Value: "10.0.0.1", TTL: MaxTTL + 1}
+	if err := Validate(zone, 300, &r); !errors.Is(err, dnsdata.ErrInvalid) {
 		t.Errorf("huge ttl: %v", err)
 	}
 }
 
 func TestValidateZone(t *testing.T) {
-	z := store.Zone{Name: "MCP.Metacircular.NET", AdminEmail: "kyle.isom@example.net"}
+	z := dnsdata.Zone{Name: "MCP.Metacircular.NET", AdminEmail: "kyle.isom@example.net"}
 	if err := ValidateZone(&z); err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +71,8 @@ func TestValidateZone(t *testing.T) {
 		t.Fatalf("zone: %+v", z)
 	}
 	for _, bad := range []string{".", "", "a..b", "bad_zone.example"} {
-		z := store.Zone{Name: bad}
-		if err := ValidateZone(&z); !errors.Is(err, store.ErrInvalid) {
+		z := dnsdata.Zone{Name: bad}
+		if err := ValidateZone(&z); !errors.Is(err, dnsdata.ErrInvalid) {
 			t.Errorf("zone %q: %v", bad, err)
 		}
 	}

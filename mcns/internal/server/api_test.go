@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	mcdslv1 "git.metacircular.net/metacircular/mcdsl/gen/mcdsl/v1"
+	"git.metacircular.net/metacircular/mcdsl/restclient"
 	"git.metacircular.net/metacircular/mcns/client"
 	mcnsv1 "git.metacircular.net/metacircular/mcns/gen/mcns/v1"
 )
@@ -34,7 +35,7 @@ func restOutcome(err error) outcome {
 	if err == nil {
 		return ok
 	}
-	switch client.StatusOf(err) {
+	switch restclient.StatusOf(err) {
 	case http.StatusBadRequest:
 		return invalid
 	case http.StatusUnauthorized:
@@ -80,7 +81,7 @@ type api interface {
 	deleteRecord(ctx context.Context, zone string, id int64) outcome
 }
 
-type restAPI struct{ c *client.Client }
+type restAPI struct{ c *restClient }
 
 func (a restAPI) listZones(ctx context.Context) outcome {
 	_, err := a.c.ListZones(ctx)
@@ -247,11 +248,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("%s: create without a token: %s", transport, got)
 		}
 	}
-	bogus, err := client.New(h.rest, env.ca.CertPath(), "not-a-token")
+	bogus, err := newRESTClient(h.rest, env.ca.CertPath(), "not-a-token")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bogus.ListZones(ctx); client.StatusOf(err) != http.StatusUnauthorized {
+	if _, err := bogus.ListZones(ctx); restclient.StatusOf(err) != http.StatusUnauthorized {
 		t.Errorf("list zones with a bogus token: %v", err)
 	}
 }

@@ -5,10 +5,10 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcdsl/logging"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/dnsserver"
 	"git.metacircular.net/metacircular/mcns/internal/records"
 	"git.metacircular.net/metacircular/mcns/internal/rr"
-	"git.metacircular.net/metacircular/mcns/internal/store"
 )
 
 // ServiceName is MCNS's name for config env overrides (MCNS_SECTION_KEY),
@@ -43,8 +43,8 @@ type ZoneSeed struct {
 }
 
 // Spec is the seed as a zone to create.
-func (z ZoneSeed) Spec() records.ZoneSpec {
-	return records.ZoneSpec{Name: z.Name, PrimaryNS: z.PrimaryNS, AdminEmail: z.AdminEmail}
+func (z ZoneSeed) Spec() dnsdata.Spec {
+	return dnsdata.Spec{Name: z.Name, PrimaryNS: z.PrimaryNS, AdminEmail: z.AdminEmail}
 }
 
 // LoadConfig reads and validates mcns.toml.
@@ -75,7 +75,7 @@ func (c *Config) Validate() error {
 		if seed.Name == "" {
 			return fmt.Errorf("zones[%d].name is required", i)
 		}
-		z := store.Zone{Name: seed.Name, PrimaryNS: seed.PrimaryNS, AdminEmail: seed.AdminEmail}
+		z := dnsdata.Zone{Name: seed.Name, PrimaryNS: seed.PrimaryNS, AdminEmail: seed.AdminEmail}
 		if err := rr.ValidateZone(&z); err != nil {
 			return fmt.Errorf("zones[%d] (%s): %w", i, seed.Name, err)
 		}

@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"git.metacircular.net/metacircular/mcdsl/auth"
-	"git.metacircular.net/metacircular/mcns/internal/records"
 	"git.metacircular.net/metacircular/mcns/internal/server"
-	"git.metacircular.net/metacircular/mcns/internal/store"
 )
 
 const minimalTOML = `[server]
@@ -83,28 +80,6 @@ func TestConfigErrors(t *testing.T) {
 	_, err := loadTOML(t, strings.Replace(minimalTOML, "server_url", "#server_url", 1))
 	if err == nil || !strings.Contains(err.Error(), "mcias.server_url") {
 		t.Errorf("missing mcias.server_url: %v", err)
-	}
-}
-
-// TestEveryRPCIsMapped guards the interceptor maps: an RPC added to the
-// proto but left out of methodMaps would be denied to everyone.
-func TestEveryRPCIsMapped(t *testing.T) {
-	h := start(t)
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "mcns.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := auth.New(h.cfg.MCIAS, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs, err := server.NewGRPC(h.cfg, records.New(st, nil, nil), v, st, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u := gs.Unregistered(); len(u) != 0 {
-		t.Errorf("RPCs in no method map: %v", u)
 	}
 }
 

@@ -3,14 +3,16 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
+	"git.metacircular.net/metacircular/mcdsl/gateway"
 	"git.metacircular.net/metacircular/mcdsl/grpcserver"
-	"git.metacircular.net/metacircular/mcdsl/health"
 	"git.metacircular.net/metacircular/mcdsl/snapshot"
 	mcnsv1 "git.metacircular.net/metacircular/mcns/gen/mcns/v1"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/records"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
@@ -43,39 +45,38 @@ func methodMaps() grpcserver.MethodMaps {
 	}
 }
 
-// NewGRPC builds the MCNS gRPC server: ZoneService, RecordService, the
-// platform snapshot service and health, behind the grpcserver interceptor
-// with validator (MCIAS) checking tokens.
-func NewGRPC(cfg *Config, svc *records.Service, validator auth.Validator, st *store.Store, check health.Checker, logger *slog.Logger) (*grpcserver.Server, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	srv, err := grpcserver.New(grpcserver.FromConfig(cfg.Server, grpcserver.Options{
-		Service:   ServiceName,
-		Validator: validator,
-		Health:    check,
-		Logger:    logger,
-		Maps:      methodMaps(),
-	}))
-	if err != nil {
-		return nil, err
-	}
-	h := grpcHandlers{svc: svc, logger: logger}
-	g := srv.GRPC()
-	mcnsv1.RegisterZoneServiceServer(g, zoneGRPC{grpcHandlers: h})
-	mcnsv1.RegisterRecordServiceServer(g, recordGRPC{grpcHandlers: h})
-	snapshot.Register(g, snapshot.NewServer(st.DB(), "", ServiceName))
-	return srv, nil
+// register puts ZoneService, RecordService and the platform snapshot
+// service on srv. The handlers return the domain's errors as they are:
+// grpcserver turns them into statuses (mcdsl/apierr) for gRPC and REST
+// alike.
+func register(srv *grpcserver.Server, svc *records.Service, st *store.Store) {
+	h := grpcHandlers{svc: svc}
+	mcnsv1.RegisterZoneServiceServer(srv, zoneGRPC{grpcHandlers: h})
+	mcnsv1.RegisterRecordServiceServer(srv, recordGRPC{grpcHandlers: h})
+	snapshot.Register(srv, snapshot.NewServer(st.DB(), "", ServiceName))
+}
+
+// restStatus are the REST answers other than 200 OK.
+var restStatus = map[string]int{
+	mcnsv1.ZoneService_CreateZone_FullMethodName:     http.StatusCreated,
+	mcnsv1.ZoneService_DeleteZone_FullMethodName:     http.StatusNoContent,
+	mcnsv1.RecordService_CreateRecord_FullMethodName: http.StatusCreated,
+	mcnsv1.RecordService_DeleteRecord_FullMethodName: http.StatusNoContent,
+}
+
+// restAPI is the REST face of the services registered on srv, generated
+// from mcns.v1's HTTP rules (proto/mcns/v1/http.yaml).
+func restAPI(srv *grpcserver.Server, logger *slog.Logger) (*gateway.Handler, error) {
+	return gateway.New(srv.Local(), gateway.Options{Status: restStatus, Logger: logger},
+		gateway.Service(mcnsv1.RegisterZoneServiceHandlerClient, mcnsv1.NewZoneServiceClient),
+		gateway.Service(mcnsv1.RegisterRecordServiceHandlerClient, mcnsv1.NewRecordServiceClient),
+	)
 }
 
 // grpcHandlers is what both service implementations share.
 type grpcHandlers struct {
-	svc    *records.Service
-	logger *slog.Logger
+	svc *records.Service
 }
-
-// fail maps a domain error to a gRPC status (see grpcStatus).
-func (h grpcHandlers) fail(err error) error { return grpcStatus(h.logger, err) }
 
 // identity is the caller the interceptor put in the context; nil (which
 // the domain refuses as unauthenticated) if there is none.
@@ -84,7 +85,7 @@ func identity(ctx context.Context) *auth.Identity {
 	return id
 }
 
-func zonePB(z store.Zone) *mcnsv1.Zone {
+func zonePB(z dnsdata.Zone) *mcnsv1.Zone {
 	return &mcnsv1.Zone{
 		Name: z.Name, PrimaryNs: z.PrimaryNS, AdminEmail: z.AdminEmail, Serial: z.Serial,
 		Refresh: z.Refresh, Retry: z.Retry, Expire: z.Expire, Minimum: z.Minimum, Ttl: z.TTL,
@@ -92,22 +93,22 @@ func zonePB(z store.Zone) *mcnsv1.Zone {
 	}
 }
 
-func recordPB(r store.Record) *mcnsv1.Record {
+func recordPB(r dnsdata.Record) *mcnsv1.Record {
 	return &mcnsv1.Record{
 		Id: r.ID, Zone: r.Zone, Name: r.Name, Type: r.Type, Ttl: r.TTL, Value: r.Value,
 		CreatedAt: timestamppb.New(r.CreatedAt), UpdatedAt: timestamppb.New(r.UpdatedAt),
 	}
 }
 
-func zoneSpec(name string, f *mcnsv1.ZoneFields) records.ZoneSpec {
-	return records.ZoneSpec{
+func zoneSpec(name string, f *mcnsv1.ZoneFields) dnsdata.Spec {
+	return dnsdata.Spec{
 		Name: name, PrimaryNS: f.GetPrimaryNs(), AdminEmail: f.GetAdminEmail(), Refresh: f.GetRefresh(),
 		Retry: f.GetRetry(), Expire: f.GetExpire(), Minimum: f.GetMinimum(), TTL: f.GetTtl(),
 	}
 }
 
-func recordSpec(f *mcnsv1.RecordFields) records.RecordSpec {
-	return records.RecordSpec{Name: f.GetName(), Type: f.GetType(), TTL: f.GetTtl(), Value: f.GetValue()}
+func recordSpec(f *mcnsv1.RecordFields) dnsdata.RecordSpec {
+	return dnsdata.RecordSpec{Name: f.GetName(), Type: f.GetType(), TTL: f.GetTtl(), Value: f.GetValue()}
 }
 
 // --- ZoneService ---
@@ -126,7 +127,7 @@ var _ mcnsv1.ZoneServiceServer = zoneGRPC{}
 func (h zoneGRPC) ListZones(ctx context.Context, _ *mcnsv1.ListZonesRequest) (*mcnsv1.ListZonesResponse, error) {
 	zones, err := h.svc.ListZones(ctx, identity(ctx))
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	out := &mcnsv1.ListZonesResponse{Zones: make([]*mcnsv1.Zone, 0, len(zones))}
 	for _, z := range zones {
@@ -137,9 +138,12 @@ func (h zoneGRPC) ListZones(ctx context.Context, _ *mcnsv1.ListZonesRequest) (*m
 
 // CreateZone implements ZoneService.CreateZone.
 func (h zoneGRPC) CreateZone(ctx context.Context, req *mcnsv1.CreateZoneRequest) (*mcnsv1.CreateZoneResponse, error) {
-	z, err := h.svc.CreateZone(ctx, identity(ctx), zoneSpec(req.GetName(), req.GetFields()))
+	z, err := h.svc.CreateZone(ctx, identity(ctx), dnsdata.Spec{
+		Name: req.GetName(), PrimaryNS: req.GetPrimaryNs(), AdminEmail: req.GetAdminEmail(), Refresh: req.GetRefresh(),
+		Retry: req.GetRetry(), Expire: req.GetExpire(), Minimum: req.GetMinimum(), TTL: req.GetTtl(),
+	})
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.CreateZoneResponse{Zone: zonePB(z)}, nil
 }
@@ -148,7 +152,7 @@ func (h zoneGRPC) CreateZone(ctx context.Context, req *mcnsv1.CreateZoneRequest)
 func (h zoneGRPC) GetZone(ctx context.Context, req *mcnsv1.GetZoneRequest) (*mcnsv1.GetZoneResponse, error) {
 	z, err := h.svc.GetZone(ctx, identity(ctx), req.GetName())
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.GetZoneResponse{Zone: zonePB(z)}, nil
 }
@@ -157,7 +161,7 @@ func (h zoneGRPC) GetZone(ctx context.Context, req *mcnsv1.GetZoneRequest) (*mcn
 func (h zoneGRPC) UpdateZone(ctx context.Context, req *mcnsv1.UpdateZoneRequest) (*mcnsv1.UpdateZoneResponse, error) {
 	z, err := h.svc.UpdateZone(ctx, identity(ctx), zoneSpec(req.GetName(), req.GetFields()))
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.UpdateZoneResponse{Zone: zonePB(z)}, nil
 }
@@ -165,7 +169,7 @@ func (h zoneGRPC) UpdateZone(ctx context.Context, req *mcnsv1.UpdateZoneRequest)
 // DeleteZone implements ZoneService.DeleteZone.
 func (h zoneGRPC) DeleteZone(ctx context.Context, req *mcnsv1.DeleteZoneRequest) (*mcnsv1.DeleteZoneResponse, error) {
 	if err := h.svc.DeleteZone(ctx, identity(ctx), req.GetName()); err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.DeleteZoneResponse{}, nil
 }
@@ -182,9 +186,9 @@ var _ mcnsv1.RecordServiceServer = recordGRPC{}
 
 // ListRecords implements RecordService.ListRecords.
 func (h recordGRPC) ListRecords(ctx context.Context, req *mcnsv1.ListRecordsRequest) (*mcnsv1.ListRecordsResponse, error) {
-	list, err := h.svc.ListRecords(ctx, identity(ctx), req.GetZone(), records.Filter{Name: req.GetName(), Type: req.GetType()})
+	list, err := h.svc.ListRecords(ctx, identity(ctx), req.GetZone(), dnsdata.Filter{Name: req.GetName(), Type: req.GetType()})
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	out := &mcnsv1.ListRecordsResponse{Records: make([]*mcnsv1.Record, 0, len(list))}
 	for _, r := range list {
@@ -197,7 +201,7 @@ func (h recordGRPC) ListRecords(ctx context.Context, req *mcnsv1.ListRecordsRequ
 func (h recordGRPC) CreateRecord(ctx context.Context, req *mcnsv1.CreateRecordRequest) (*mcnsv1.CreateRecordResponse, error) {
 	r, err := h.svc.CreateRecord(ctx, identity(ctx), req.GetZone(), recordSpec(req.GetRecord()))
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.CreateRecordResponse{Record: recordPB(r)}, nil
 }
@@ -206,7 +210,7 @@ func (h recordGRPC) CreateRecord(ctx context.Context, req *mcnsv1.CreateRecordRe
 func (h recordGRPC) GetRecord(ctx context.Context, req *mcnsv1.GetRecordRequest) (*mcnsv1.GetRecordResponse, error) {
 	r, err := h.svc.GetRecord(ctx, identity(ctx), req.GetZone(), req.GetId())
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.GetRecordResponse{Record: recordPB(r)}, nil
 }
@@ -215,7 +219,7 @@ func (h recordGRPC) GetRecord(ctx context.Context, req *mcnsv1.GetRecordRequest)
 func (h recordGRPC) UpdateRecord(ctx context.Context, req *mcnsv1.UpdateRecordRequest) (*mcnsv1.UpdateRecordResponse, error) {
 	r, err := h.svc.UpdateRecord(ctx, identity(ctx), req.GetZone(), req.GetId(), recordSpec(req.GetRecord()))
 	if err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.UpdateRecordResponse{Record: recordPB(r)}, nil
 }
@@ -223,7 +227,7 @@ func (h recordGRPC) UpdateRecord(ctx context.Context, req *mcnsv1.UpdateRecordRe
 // DeleteRecord implements RecordService.DeleteRecord.
 func (h recordGRPC) DeleteRecord(ctx context.Context, req *mcnsv1.DeleteRecordRequest) (*mcnsv1.DeleteRecordResponse, error) {
 	if err := h.svc.DeleteRecord(ctx, identity(ctx), req.GetZone(), req.GetId()); err != nil {
-		return nil, h.fail(err)
+		return nil, err
 	}
 	return &mcnsv1.DeleteRecordResponse{}, nil
 }

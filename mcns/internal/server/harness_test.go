@@ -22,9 +22,9 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"git.metacircular.net/metacircular/internal/seedpki"
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	mciasclient "git.metacircular.net/metacircular/mcias/client"
-	"git.metacircular.net/metacircular/mcns/client"
 	mcnsv1 "git.metacircular.net/metacircular/mcns/gen/mcns/v1"
 	"git.metacircular.net/metacircular/mcns/internal/server"
 )
@@ -44,7 +44,9 @@ var env struct {
 	dir      string
 	ca       *seedpki.CA
 	mciasURL string
-	mcnsCert seedpki.Issued
+	// mciasGRPC is MCIAS's gRPC address, where its client talks.
+	mciasGRPC string
+	mcnsCert  seedpki.Issued
 	// tokens by caller name: admin, mcp-agent, mcq, mcr, alice (user),
 	// gina (guest).
 	tokens map[string]string
@@ -99,15 +101,17 @@ func setup() (stop func(), err error) {
 	if env.mcnsCert, err = env.ca.Issue("mcns", loopback); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	if env.mciasGRPC, err = freeAddr(); err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(env.dir, "mcias.toml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
 listen_addr = %q
+grpc_addr = %q
 tls_cert = %q
 tls_key = %q
 [database]
@@ -119,7 +123,7 @@ parallelism = 1
 [throttle]
 account_failures = 100
 ip_failures = 1000
-`, addr, mciasCert.CertPath, mciasCert.KeyPath, filepath.Join(env.dir, "mcias.db"))), 0o600); err != nil {
+`, addr, env.mciasGRPC, mciasCert.CertPath, mciasCert.KeyPath, filepath.Join(env.dir, "mcias.db"))), 0o600); err != nil {
 		return nil, err
 	}
 	pwFile := filepath.Join(env.dir, "admin-password")
@@ -156,6 +160,16 @@ ip_failures = 1000
 	return stop, nil
 }
 
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = ln.Close() }()
+	return ln.Addr().String(), nil
+}
+
 // tlsConfig trusts the test seed CA only.
 func tlsConfig() *tls.Config {
 	return &tls.Config{RootCAs: env.ca.Pool(), MinVersion: tls.VersionTLS13}
@@ -184,12 +198,12 @@ func waitHealthy(url string, exited <-chan struct{}) error {
 // MCIAS client and collects a token for each.
 func createAccounts() error {
 	ctx := context.Background()
-	mc, err := mciasclient.New(env.mciasURL, env.ca.CertPath(), "")
+	mc, err := mciasclient.New(env.mciasGRPC, env.ca.CertPath(), "")
 	if err != nil {
 		return err
 	}
 	login := func(user, pw string) (string, error) {
-		c, err := mciasclient.New(env.mciasURL, env.ca.CertPath(), "")
+		c, err := mciasclient.New(env.mciasGRPC, env.ca.CertPath(), "")
 		if err != nil {
 			return "", err
 		}
@@ -290,14 +304,18 @@ name = "mcp.test."
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, cfg, logger, server.Listeners{HTTP: httpLn, GRPC: grpcLn, DNSUDP: udp, DNSTCP: dnsTCP})
+		done <- service.Run(ctx, service.Options{
+			Name: server.ServiceName, Logger: logger,
+			Listeners:   map[string]net.Listener{"http": httpLn, "grpc": grpcLn, "dns": dnsTCP},
+			PacketConns: map[string]net.PacketConn{"dns": udp},
+		}, func(ctx context.Context, rt *service.Runtime) error { return server.Build(ctx, cfg, rt) })
 	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("server.Run: %v", err)
+				t.Errorf("service.Run: %v", err)
 			}
 		case <-time.After(15 * time.Second):
 			t.Error("server.Run did not return after cancel")
@@ -316,9 +334,9 @@ name = "mcp.test."
 }
 
 // client is a REST client for MCNS acting as caller ("" for none).
-func (h *harness) client(t *testing.T, caller string) *client.Client {
+func (h *harness) client(t *testing.T, caller string) *restClient {
 	t.Helper()
-	c, err := client.New(h.rest, env.ca.CertPath(), env.tokens[caller])
+	c, err := newRESTClient(h.rest, env.ca.CertPath(), env.tokens[caller])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/restclient"
+
 	"github.com/miekg/dns"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"git.metacircular.net/metacircular/mcns/client"
 	mcnsv1 "git.metacircular.net/metacircular/mcns/gen/mcns/v1"
 )
 
@@ -62,7 +63,7 @@ func TestRunServesDNSFromTheAPI(t *testing.T) {
 			t.Errorf("%s SOA: %v", network, in.Answer[0])
 		}
 	}
-	if _, err := h.client(t, "").ListZones(ctx); client.StatusOf(err) != http.StatusUnauthorized {
+	if _, err := h.client(t, "").ListZones(ctx); restclient.StatusOf(err) != http.StatusUnauthorized {
 		t.Errorf("API without a token: %v", err)
 	}
 }

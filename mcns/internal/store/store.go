@@ -7,48 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/db"
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 )
-
-// Sentinel errors; ErrInvalid wraps a message naming the bad field.
-var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflict")
-	ErrInvalid  = errors.New("invalid")
-)
-
-// Zone is a zone and its SOA fields. Name is a lower-case FQDN with the
-// trailing dot.
-type Zone struct {
-	Name       string    `json:"name"`
-	PrimaryNS  string    `json:"primary_ns"`
-	AdminEmail string    `json:"admin_email"`
-	Serial     uint32    `json:"serial"`
-	Refresh    uint32    `json:"refresh"`
-	Retry      uint32    `json:"retry"`
-	Expire     uint32    `json:"expire"`
-	Minimum    uint32    `json:"minimum"`
-	TTL        uint32    `json:"ttl"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-}
-
-// Record is one resource record. Name is a lower-case FQDN inside Zone;
-// Value is the RDATA in presentation format, normalized by Validate.
-type Record struct {
-	ID        int64     `json:"id"`
-	Zone      string    `json:"zone"`
-	Name      string    `json:"name"`
-	Type      string    `json:"type"`
-	TTL       uint32    `json:"ttl"`
-	Value     string    `json:"value"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
 
 var migrations = []db.Migration{
 	{Version: 1, Name: "zones and records", Up: func(ctx context.Context, tx *sql.Tx) error {
@@ -93,7 +57,7 @@ type Store struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	listeners []func(zone string)
+	listeners []func(zoneName string)
 }
 
 // Open opens (creating and migrating) the database at path.
@@ -112,25 +76,22 @@ func (s *Store) DB() *db.DB { return s.db }
 func (s *Store) Close() error { return s.db.Close() }
 
 // OnChange registers fn to run after every committed change to a zone.
-func (s *Store) OnChange(fn func(zone string)) {
+func (s *Store) OnChange(fn func(zoneName string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.listeners = append(s.listeners, fn)
 }
 
-func (s *Store) changed(zone string) {
+func (s *Store) changed(zoneName string) {
 	s.mu.Lock()
 	ls := append([]func(string){}, s.listeners...)
 	s.mu.Unlock()
 	for _, fn := range ls {
-		fn(zone)
+		fn(zoneName)
 	}
 }
 
-const timeFormat = time.RFC3339Nano
-
-func ts(t time.Time) string      { return t.UTC().Format(timeFormat) }
-func parseTS(s string) time.Time { t, _ := time.Parse(timeFormat, s); return t }
+func ts(t time.Time) string { return db.FormatTime(t) }
 
 // NextSerial returns the serial after old for a change made at now, in the
 // YYYYMMDDnn convention: the first change of a day is YYYYMMDD00, later ones
@@ -148,51 +109,50 @@ func NextSerial(old uint32, now time.Time) uint32 {
 
 const zoneCols = `name, primary_ns, admin_email, serial, refresh, retry, expire, minimum, ttl, created_at, updated_at`
 
-func scanZone(row interface{ Scan(...any) error }) (Zone, error) {
-	var z Zone
-	var c, u string
-	err := row.Scan(&z.Name, &z.PrimaryNS, &z.AdminEmail, &z.Serial, &z.Refresh, &z.Retry, &z.Expire, &z.Minimum, &z.TTL, &c, &u)
+func scanZone(row interface{ Scan(...any) error }) (dnsdata.Zone, error) {
+	var z dnsdata.Zone
+	err := row.Scan(&z.Name, &z.PrimaryNS, &z.AdminEmail, &z.Serial, &z.Refresh, &z.Retry, &z.Expire, &z.Minimum, &z.TTL,
+		db.Time(&z.CreatedAt), db.Time(&z.UpdatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
-		return z, ErrNotFound
+		return z, dnsdata.ErrNotFound
 	}
-	z.CreatedAt, z.UpdatedAt = parseTS(c), parseTS(u)
 	return z, err
 }
 
 // CreateZone adds a zone (already validated); its serial starts today.
-func (s *Store) CreateZone(ctx context.Context, z Zone) (Zone, error) {
+func (s *Store) CreateZone(ctx context.Context, z dnsdata.Zone) (dnsdata.Zone, error) {
 	now := s.now()
 	z.Serial = NextSerial(0, now)
 	z.CreatedAt, z.UpdatedAt = now, now
 	_, err := s.db.ExecContext(ctx, `INSERT INTO zones (`+zoneCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		z.Name, z.PrimaryNS, z.AdminEmail, z.Serial, z.Refresh, z.Retry, z.Expire, z.Minimum, z.TTL, ts(now), ts(now))
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
-		return Zone{}, fmt.Errorf("create zone %s: %w: zone exists", z.Name, ErrConflict)
+	if db.IsUnique(err) {
+		return dnsdata.Zone{}, fmt.Errorf("create zone %s: %w: zone exists", z.Name, dnsdata.ErrConflict)
 	}
 	if err != nil {
-		return Zone{}, fmt.Errorf("create zone %s: %w", z.Name, err)
+		return dnsdata.Zone{}, fmt.Errorf("create zone %s: %w", z.Name, err)
 	}
 	s.changed(z.Name)
 	return z, nil
 }
 
 // GetZone loads a zone.
-func (s *Store) GetZone(ctx context.Context, name string) (Zone, error) {
+func (s *Store) GetZone(ctx context.Context, name string) (dnsdata.Zone, error) {
 	z, err := scanZone(s.db.QueryRowContext(ctx, `SELECT `+zoneCols+` FROM zones WHERE name = ?`, name))
 	if err != nil {
-		return Zone{}, fmt.Errorf("zone %s: %w", name, err)
+		return dnsdata.Zone{}, fmt.Errorf("zone %s: %w", name, err)
 	}
 	return z, nil
 }
 
 // ListZones lists zones by name.
-func (s *Store) ListZones(ctx context.Context) ([]Zone, error) {
+func (s *Store) ListZones(ctx context.Context) ([]dnsdata.Zone, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+zoneCols+` FROM zones ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list zones: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
-	out := []Zone{}
+	out := []dnsdata.Zone{}
 	for rows.Next() {
 		z, err := scanZone(rows)
 		if err != nil {
@@ -204,9 +164,9 @@ func (s *Store) ListZones(ctx context.Context) ([]Zone, error) {
 }
 
 // UpdateZone replaces a zone's SOA fields and bumps its serial.
-func (s *Store) UpdateZone(ctx context.Context, z Zone) (Zone, error) {
-	var out Zone
-	err := s.inZone(ctx, z.Name, func(tx *sql.Tx, cur Zone) error {
+func (s *Store) UpdateZone(ctx context.Context, z dnsdata.Zone) (dnsdata.Zone, error) {
+	var out dnsdata.Zone
+	err := s.inZone(ctx, z.Name, func(tx *sql.Tx, cur dnsdata.Zone) error {
 		now := s.now()
 		z.Serial, z.CreatedAt, z.UpdatedAt = NextSerial(cur.Serial, now), cur.CreatedAt, now
 		_, err := tx.ExecContext(ctx, `UPDATE zones SET primary_ns = ?, admin_email = ?, serial = ?, refresh = ?, retry = ?,
@@ -225,7 +185,7 @@ func (s *Store) DeleteZone(ctx context.Context, name string) error {
 		return fmt.Errorf("delete zone %s: %w", name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("delete zone %s: %w", name, ErrNotFound)
+		return fmt.Errorf("delete zone %s: %w", name, dnsdata.ErrNotFound)
 	}
 	s.changed(name)
 	return nil
@@ -233,41 +193,39 @@ func (s *Store) DeleteZone(ctx context.Context, name string) error {
 
 // inZone runs fn in a write transaction holding the zone row, bumps nothing
 // itself, and notifies listeners after commit.
-func (s *Store) inZone(ctx context.Context, zone string, fn func(tx *sql.Tx, cur Zone) error) error {
+func (s *Store) inZone(ctx context.Context, zoneName string, fn func(tx *sql.Tx, cur dnsdata.Zone) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("zone %s: %w", zone, err)
+		return fmt.Errorf("zone %s: %w", zoneName, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	cur, err := scanZone(tx.QueryRowContext(ctx, `SELECT `+zoneCols+` FROM zones WHERE name = ?`, zone))
+	cur, err := scanZone(tx.QueryRowContext(ctx, `SELECT `+zoneCols+` FROM zones WHERE name = ?`, zoneName))
 	if err != nil {
-		return fmt.Errorf("zone %s: %w", zone, err)
+		return fmt.Errorf("zone %s: %w", zoneName, err)
 	}
 	if err := fn(tx, cur); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("zone %s: %w", zone, err)
+		return fmt.Errorf("zone %s: %w", zoneName, err)
 	}
-	s.changed(zone)
+	s.changed(zoneName)
 	return nil
 }
 
-func bumpSerial(ctx context.Context, tx *sql.Tx, cur Zone, now time.Time) error {
+func bumpSerial(ctx context.Context, tx *sql.Tx, cur dnsdata.Zone, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE zones SET serial = ?, updated_at = ? WHERE name = ?`, NextSerial(cur.Serial, now), ts(now), cur.Name)
 	return err
 }
 
 const recordCols = `id, zone, name, type, ttl, value, created_at, updated_at`
 
-func scanRecord(row interface{ Scan(...any) error }) (Record, error) {
-	var r Record
-	var c, u string
-	err := row.Scan(&r.ID, &r.Zone, &r.Name, &r.Type, &r.TTL, &r.Value, &c, &u)
+func scanRecord(row interface{ Scan(...any) error }) (dnsdata.Record, error) {
+	var r dnsdata.Record
+	err := row.Scan(&r.ID, &r.Zone, &r.Name, &r.Type, &r.TTL, &r.Value, db.Time(&r.CreatedAt), db.Time(&r.UpdatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
+		return r, dnsdata.ErrNotFound
 	}
-	r.CreatedAt, r.UpdatedAt = parseTS(c), parseTS(u)
 	return r, err
 }
 
@@ -275,13 +233,13 @@ type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 }
 
-func queryRecords(ctx context.Context, q querier, query string, args ...any) ([]Record, error) {
+func queryRecords(ctx context.Context, q querier, query string, args ...any) ([]dnsdata.Record, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = rows.Close() }()
-	out := []Record{}
+	out := []dnsdata.Record{}
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
@@ -294,9 +252,9 @@ func queryRecords(ctx context.Context, q querier, query string, args ...any) ([]
 
 // Records lists a zone's records, optionally only those with name and/or
 // type (empty means any), ordered by name, type and id.
-func (s *Store) Records(ctx context.Context, zone, name, typ string) ([]Record, error) {
+func (s *Store) Records(ctx context.Context, zoneName, name, typ string) ([]dnsdata.Record, error) {
 	q := `SELECT ` + recordCols + ` FROM records WHERE zone = ?`
-	args := []any{zone}
+	args := []any{zoneName}
 	if name != "" {
 		q += ` AND name = ?`
 		args = append(args, name)
@@ -307,41 +265,41 @@ func (s *Store) Records(ctx context.Context, zone, name, typ string) ([]Record, 
 	}
 	out, err := queryRecords(ctx, s.db, q+` ORDER BY name, type, id`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list records of %s: %w", zone, err)
+		return nil, fmt.Errorf("list records of %s: %w", zoneName, err)
 	}
 	return out, nil
 }
 
 // GetRecord loads one record of a zone.
-func (s *Store) GetRecord(ctx context.Context, zone string, id int64) (Record, error) {
-	r, err := scanRecord(s.db.QueryRowContext(ctx, `SELECT `+recordCols+` FROM records WHERE zone = ? AND id = ?`, zone, id))
+func (s *Store) GetRecord(ctx context.Context, zoneName string, id int64) (dnsdata.Record, error) {
+	r, err := scanRecord(s.db.QueryRowContext(ctx, `SELECT `+recordCols+` FROM records WHERE zone = ? AND id = ?`, zoneName, id))
 	if err != nil {
-		return Record{}, fmt.Errorf("record %d in %s: %w", id, zone, err)
+		return dnsdata.Record{}, fmt.Errorf("record %d in %s: %w", id, zoneName, err)
 	}
 	return r, nil
 }
 
 // checkExclusive enforces CNAME exclusivity for r inside tx, ignoring the
 // record being replaced (skipID).
-func checkExclusive(ctx context.Context, tx *sql.Tx, r Record, skipID int64) error {
+func checkExclusive(ctx context.Context, tx *sql.Tx, r dnsdata.Record, skipID int64) error {
 	others, err := queryRecords(ctx, tx, `SELECT `+recordCols+` FROM records WHERE zone = ? AND name = ? AND id != ?`, r.Zone, r.Name, skipID)
 	if err != nil {
 		return err
 	}
 	for _, o := range others {
 		if r.Type == "CNAME" || o.Type == "CNAME" {
-			return fmt.Errorf("%w: %s already has a %s record; a CNAME cannot share its name with other records", ErrConflict, r.Name, o.Type)
+			return fmt.Errorf("%w: %s already has a %s record; a CNAME cannot share its name with other records", dnsdata.ErrConflict, r.Name, o.Type)
 		}
 		if o.Type == r.Type && o.Value == r.Value {
-			return fmt.Errorf("%w: %s %s %s already exists", ErrConflict, r.Name, r.Type, r.Value)
+			return fmt.Errorf("%w: %s %s %s already exists", dnsdata.ErrConflict, r.Name, r.Type, r.Value)
 		}
 	}
 	return nil
 }
 
 // CreateRecord adds a validated record and bumps the zone serial.
-func (s *Store) CreateRecord(ctx context.Context, r Record) (Record, error) {
-	err := s.inZone(ctx, r.Zone, func(tx *sql.Tx, cur Zone) error {
+func (s *Store) CreateRecord(ctx context.Context, r dnsdata.Record) (dnsdata.Record, error) {
+	err := s.inZone(ctx, r.Zone, func(tx *sql.Tx, cur dnsdata.Zone) error {
 		if err := checkExclusive(ctx, tx, r, 0); err != nil {
 			return err
 		}
@@ -360,8 +318,8 @@ func (s *Store) CreateRecord(ctx context.Context, r Record) (Record, error) {
 
 // UpdateRecord replaces record r.ID (name, type, ttl, value) and bumps the
 // serial.
-func (s *Store) UpdateRecord(ctx context.Context, r Record) (Record, error) {
-	err := s.inZone(ctx, r.Zone, func(tx *sql.Tx, cur Zone) error {
+func (s *Store) UpdateRecord(ctx context.Context, r dnsdata.Record) (dnsdata.Record, error) {
+	err := s.inZone(ctx, r.Zone, func(tx *sql.Tx, cur dnsdata.Zone) error {
 		old, err := scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordCols+` FROM records WHERE zone = ? AND id = ?`, r.Zone, r.ID))
 		if err != nil {
 			return fmt.Errorf("record %d in %s: %w", r.ID, r.Zone, err)
@@ -382,13 +340,13 @@ func (s *Store) UpdateRecord(ctx context.Context, r Record) (Record, error) {
 
 // DeleteRecord removes a record and bumps the serial; it returns the record
 // as it was.
-func (s *Store) DeleteRecord(ctx context.Context, zone string, id int64) (Record, error) {
-	var old Record
-	err := s.inZone(ctx, zone, func(tx *sql.Tx, cur Zone) error {
+func (s *Store) DeleteRecord(ctx context.Context, zoneName string, id int64) (dnsdata.Record, error) {
+	var old dnsdata.Record
+	err := s.inZone(ctx, zoneName, func(tx *sql.Tx, cur dnsdata.Zone) error {
 		var err error
-		old, err = scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordCols+` FROM records WHERE zone = ? AND id = ?`, zone, id))
+		old, err = scanRecord(tx.QueryRowContext(ctx, `SELECT `+recordCols+` FROM records WHERE zone = ? AND id = ?`, zoneName, id))
 		if err != nil {
-			return fmt.Errorf("record %d in %s: %w", id, zone, err)
+			return fmt.Errorf("record %d in %s: %w", id, zoneName, err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM records WHERE id = ?`, id); err != nil {
 			return err

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 )
 
 func open(t *testing.T) *Store {
@@ -39,12 +41,12 @@ func TestSerialBumpsWithEveryChange(t *testing.T) {
 	ctx := context.Background()
 	var notified []string
 	s.OnChange(func(z string) { notified = append(notified, z) })
-	z, err := s.CreateZone(ctx, Zone{Name: "example.test.", PrimaryNS: "ns.example.test.", AdminEmail: "h.example.test.", TTL: 300})
+	z, err := s.CreateZone(ctx, dnsdata.Zone{Name: "example.test.", PrimaryNS: "ns.example.test.", AdminEmail: "h.example.test.", TTL: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
 	serial := z.Serial
-	r, err := s.CreateRecord(ctx, Record{Zone: z.Name, Name: "a.example.test.", Type: "A", TTL: 60, Value: "10.0.0.1"})
+	r, err := s.CreateRecord(ctx, dnsdata.Record{Zone: z.Name, Name: "a.example.test.", Type: "A", TTL: 60, Value: "10.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestSerialBumpsWithEveryChange(t *testing.T) {
 	}
 	// A failed change bumps nothing.
 	before, _ := s.GetZone(ctx, z.Name)
-	if _, err := s.DeleteRecord(ctx, z.Name, 9999); !errors.Is(err, ErrNotFound) {
+	if _, err := s.DeleteRecord(ctx, z.Name, 9999); !errors.Is(err, dnsdata.ErrNotFound) {
 		t.Fatalf("delete missing: %v", err)
 	}
 	after, _ := s.GetZone(ctx, z.Name)
@@ -86,18 +88,18 @@ func TestSerialBumpsWithEveryChange(t *testing.T) {
 func TestCNAMEExclusivity(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	if _, err := s.CreateZone(ctx, Zone{Name: "example.test.", TTL: 300}); err != nil {
+	if _, err := s.CreateZone(ctx, dnsdata.Zone{Name: "example.test.", TTL: 300}); err != nil {
 		t.Fatal(err)
 	}
-	a := Record{Zone: "example.test.", Name: "www.example.test.", Type: "A", TTL: 60, Value: "10.0.0.1"}
+	a := dnsdata.Record{Zone: "example.test.", Name: "www.example.test.", Type: "A", TTL: 60, Value: "10.0.0.1"}
 	if _, err := s.CreateRecord(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateRecord(ctx, a); !errors.Is(err, ErrConflict) {
+	if _, err := s.CreateRecord(ctx, a); !errors.Is(err, dnsdata.ErrConflict) {
 		t.Fatalf("duplicate record: %v", err)
 	}
-	c := Record{Zone: "example.test.", Name: "www.example.test.", Type: "CNAME", TTL: 60, Value: "web.example.test."}
-	if _, err := s.CreateRecord(ctx, c); !errors.Is(err, ErrConflict) {
+	c := dnsdata.Record{Zone: "example.test.", Name: "www.example.test.", Type: "CNAME", TTL: 60, Value: "web.example.test."}
+	if _, err := s.CreateRecord(ctx, c); !errors.Is(err, dnsdata.ErrConflict) {
 		t.Fatalf("CNAME beside A: %v", err)
 	}
 	c.Name = "alias.example.test."
@@ -105,10 +107,10 @@ func TestCNAMEExclusivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Name = "alias.example.test."
-	if _, err := s.CreateRecord(ctx, a); !errors.Is(err, ErrConflict) {
+	if _, err := s.CreateRecord(ctx, a); !errors.Is(err, dnsdata.ErrConflict) {
 		t.Fatalf("A beside CNAME: %v", err)
 	}
-	if _, err := s.CreateRecord(ctx, Record{Zone: "nope.test.", Name: "x.nope.test.", Type: "A", Value: "10.0.0.1"}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.CreateRecord(ctx, dnsdata.Record{Zone: "nope.test.", Name: "x.nope.test.", Type: "A", Value: "10.0.0.1"}); !errors.Is(err, dnsdata.ErrNotFound) {
 		t.Fatalf("record in missing zone: %v", err)
 	}
 }
@@ -116,7 +118,7 @@ func TestCNAMEExclusivity(t *testing.T) {
 func TestConcurrentWriters(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	z, err := s.CreateZone(ctx, Zone{Name: "example.test.", TTL: 300})
+	z, err := s.CreateZone(ctx, dnsdata.Zone{Name: "example.test.", TTL: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +129,7 @@ func TestConcurrentWriters(t *testing.T) {
 	ok := 0
 	for i := 0; i < 8; i++ {
 		wg.Go(func() {
-			r := Record{Zone: z.Name, Name: "race.example.test.", TTL: 60}
+			r := dnsdata.Record{Zone: z.Name, Name: "race.example.test.", TTL: 60}
 			if i%2 == 0 {
 				r.Type, r.Value = "CNAME", "target.example.test."
 			} else {
@@ -137,7 +139,7 @@ func TestConcurrentWriters(t *testing.T) {
 				mu.Lock()
 				ok++
 				mu.Unlock()
-			} else if !errors.Is(err, ErrConflict) {
+			} else if !errors.Is(err, dnsdata.ErrConflict) {
 				t.Errorf("writer %d: %v", i, err)
 			}
 		})

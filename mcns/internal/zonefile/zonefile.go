@@ -10,6 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/rr"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
@@ -24,55 +25,55 @@ const MaxSize = 64 << 20
 // failure while writing removes the zone again, so an error leaves the
 // store as it was. Import fails if the zone already exists. It returns the
 // zone as created and the number of records besides the SOA.
-func Import(ctx context.Context, st *store.Store, r io.Reader, origin string) (zone store.Zone, records int, err error) {
+func Import(ctx context.Context, st *store.Store, r io.Reader, origin string) (zone dnsdata.Zone, records int, err error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return store.Zone{}, 0, fmt.Errorf("import zone: read: %w", err)
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone: read: %w", err)
 	}
 	if len(data) > MaxSize {
-		return store.Zone{}, 0, fmt.Errorf("import zone: file larger than %d bytes", MaxSize)
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone: file larger than %d bytes", MaxSize)
 	}
 	if origin != "" {
 		if origin, err = rr.Zone(origin); err != nil {
-			return store.Zone{}, 0, fmt.Errorf("import zone: origin: %w", err)
+			return dnsdata.Zone{}, 0, fmt.Errorf("import zone: origin: %w", err)
 		}
 	}
 	z, recs, err := parse(data, origin)
 	if err != nil {
-		return store.Zone{}, 0, fmt.Errorf("import zone: %w", err)
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone: %w", err)
 	}
 
 	if _, err := st.GetZone(ctx, z.Name); err == nil {
-		return store.Zone{}, 0, fmt.Errorf("import zone %s: %w: zone exists", z.Name, store.ErrConflict)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return store.Zone{}, 0, fmt.Errorf("import zone %s: %w", z.Name, err)
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone %s: %w: zone exists", z.Name, dnsdata.ErrConflict)
+	} else if !errors.Is(err, dnsdata.ErrNotFound) {
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone %s: %w", z.Name, err)
 	}
 	if _, err := st.CreateZone(ctx, z); err != nil {
-		return store.Zone{}, 0, fmt.Errorf("import zone %s: %w", z.Name, err)
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone %s: %w", z.Name, err)
 	}
 	for _, rec := range recs {
 		if _, err := st.CreateRecord(ctx, rec); err != nil {
 			err = fmt.Errorf("import zone %s: %s %s %s: %w", z.Name, rec.Name, rec.Type, rec.Value, err)
 			if derr := st.DeleteZone(context.WithoutCancel(ctx), z.Name); derr != nil {
-				return store.Zone{}, 0, errors.Join(err, fmt.Errorf("remove the partly imported zone: %w", derr))
+				return dnsdata.Zone{}, 0, errors.Join(err, fmt.Errorf("remove the partly imported zone: %w", derr))
 			}
-			return store.Zone{}, 0, err
+			return dnsdata.Zone{}, 0, err
 		}
 	}
 	// The zone as it is now, its serial bumped by the records.
 	final, err := st.GetZone(ctx, z.Name)
 	if err != nil {
-		return store.Zone{}, 0, fmt.Errorf("import zone %s: %w", z.Name, err)
+		return dnsdata.Zone{}, 0, fmt.Errorf("import zone %s: %w", z.Name, err)
 	}
 	return final, len(recs), nil
 }
 
 // parse reads the zone and its validated records from data without
 // touching the store.
-func parse(data []byte, origin string) (store.Zone, []store.Record, error) {
+func parse(data []byte, origin string) (dnsdata.Zone, []dnsdata.Record, error) {
 	lines, err := entryLines(data)
 	if err != nil {
-		return store.Zone{}, nil, err
+		return dnsdata.Zone{}, nil, err
 	}
 	zp := dns.NewZoneParser(bytes.NewReader(data), origin, "")
 	var rrs []dns.RR
@@ -80,7 +81,7 @@ func parse(data []byte, origin string) (store.Zone, []store.Record, error) {
 		rrs = append(rrs, x)
 	}
 	if err := zp.Err(); err != nil {
-		return store.Zone{}, nil, fmt.Errorf("parse: %w", err)
+		return dnsdata.Zone{}, nil, fmt.Errorf("parse: %w", err)
 	}
 	// Each RR comes from one entry; should the two counts ever disagree,
 	// name records by position rather than point at the wrong line.
@@ -97,15 +98,15 @@ func parse(data []byte, origin string) (store.Zone, []store.Record, error) {
 			continue
 		}
 		if soaAt >= 0 {
-			return store.Zone{}, nil, fmt.Errorf("%s: %w: a second SOA record (the first is at %s)", where(i), store.ErrInvalid, where(soaAt))
+			return dnsdata.Zone{}, nil, fmt.Errorf("%s: %w: a second SOA record (the first is at %s)", where(i), dnsdata.ErrInvalid, where(soaAt))
 		}
 		soaAt = i
 	}
 	if soaAt < 0 {
-		return store.Zone{}, nil, fmt.Errorf("%w: the zone file has no SOA record", store.ErrInvalid)
+		return dnsdata.Zone{}, nil, fmt.Errorf("%w: the zone file has no SOA record", dnsdata.ErrInvalid)
 	}
 	soa, _ := rrs[soaAt].(*dns.SOA)
-	z := store.Zone{
+	z := dnsdata.Zone{
 		Name:       dns.CanonicalName(soa.Hdr.Name),
 		PrimaryNS:  soa.Ns,
 		AdminEmail: soa.Mbox,
@@ -116,13 +117,13 @@ func parse(data []byte, origin string) (store.Zone, []store.Record, error) {
 		TTL:        soa.Hdr.Ttl,
 	}
 	if origin != "" && z.Name != origin {
-		return store.Zone{}, nil, fmt.Errorf("%s: %w: the SOA is for %s, not the origin %s", where(soaAt), store.ErrInvalid, z.Name, origin)
+		return dnsdata.Zone{}, nil, fmt.Errorf("%s: %w: the SOA is for %s, not the origin %s", where(soaAt), dnsdata.ErrInvalid, z.Name, origin)
 	}
 	if err := rr.ValidateZone(&z); err != nil {
-		return store.Zone{}, nil, fmt.Errorf("%s: SOA: %w", where(soaAt), err)
+		return dnsdata.Zone{}, nil, fmt.Errorf("%s: SOA: %w", where(soaAt), err)
 	}
 
-	recs := make([]store.Record, 0, len(rrs)-1)
+	recs := make([]dnsdata.Record, 0, len(rrs)-1)
 	at := make([]int, 0, len(rrs)-1) // index in rrs of each record
 	seen := map[[3]string]int{}
 	for i, x := range rrs {
@@ -135,15 +136,15 @@ func parse(data []byte, origin string) (store.Zone, []store.Record, error) {
 			typ = fmt.Sprintf("TYPE%d", h.Rrtype)
 		}
 		if h.Class != dns.ClassINET {
-			return store.Zone{}, nil, fmt.Errorf("%s: %s %s: %w: class %s is not supported (only IN)", where(i), h.Name, typ, store.ErrInvalid, dns.ClassToString[h.Class])
+			return dnsdata.Zone{}, nil, fmt.Errorf("%s: %s %s: %w: class %s is not supported (only IN)", where(i), h.Name, typ, dnsdata.ErrInvalid, dns.ClassToString[h.Class])
 		}
-		rec := store.Record{Name: h.Name, Type: typ, TTL: h.Ttl, Value: strings.TrimSpace(strings.TrimPrefix(x.String(), h.String()))}
+		rec := dnsdata.Record{Name: h.Name, Type: typ, TTL: h.Ttl, Value: strings.TrimSpace(strings.TrimPrefix(x.String(), h.String()))}
 		if err := rr.Validate(z.Name, z.TTL, &rec); err != nil {
-			return store.Zone{}, nil, fmt.Errorf("%s: %s %s: %w", where(i), h.Name, typ, err)
+			return dnsdata.Zone{}, nil, fmt.Errorf("%s: %s %s: %w", where(i), h.Name, typ, err)
 		}
 		k := [3]string{rec.Name, rec.Type, rec.Value}
 		if j, dup := seen[k]; dup {
-			return store.Zone{}, nil, fmt.Errorf("%s: %w: %s %s %s repeats %s", where(i), store.ErrConflict, rec.Name, rec.Type, rec.Value, where(j))
+			return dnsdata.Zone{}, nil, fmt.Errorf("%s: %w: %s %s %s repeats %s", where(i), dnsdata.ErrConflict, rec.Name, rec.Type, rec.Value, where(j))
 		}
 		seen[k] = i
 		recs = append(recs, rec)
@@ -159,8 +160,8 @@ func parse(data []byte, origin string) (store.Zone, []store.Record, error) {
 			continue
 		}
 		if rec.Type == "CNAME" || recs[j].Type == "CNAME" {
-			return store.Zone{}, nil, fmt.Errorf("%s: %w: %s has a CNAME and other records (see %s); a CNAME cannot share its name",
-				where(at[i]), store.ErrConflict, rec.Name, where(at[j]))
+			return dnsdata.Zone{}, nil, fmt.Errorf("%s: %w: %s has a CNAME and other records (see %s); a CNAME cannot share its name",
+				where(at[i]), dnsdata.ErrConflict, rec.Name, where(at[j]))
 		}
 	}
 	return z, recs, nil
@@ -213,7 +214,7 @@ func entryLines(data []byte) ([]int, error) {
 			}
 			if end := bytes.IndexAny(data[i:], " \t\r\n;"); end > 0 && strings.EqualFold(string(data[i:i+end]), "$GENERATE") ||
 				end < 0 && strings.EqualFold(string(data[i:]), "$GENERATE") {
-				return nil, fmt.Errorf("line %d: %w: $GENERATE is not supported", line, store.ErrInvalid)
+				return nil, fmt.Errorf("line %d: %w: $GENERATE is not supported", line, dnsdata.ErrInvalid)
 			}
 		}
 	}

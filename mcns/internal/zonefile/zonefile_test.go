@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/store"
 )
 
@@ -95,7 +96,7 @@ func TestImport(t *testing.T) {
 
 	// A second import of the same zone changes nothing.
 	_, _, err = Import(context.Background(), st, strings.NewReader(validZone), "example.test.")
-	if !errors.Is(err, store.ErrConflict) {
+	if !errors.Is(err, dnsdata.ErrConflict) {
 		t.Errorf("second import: %v, want a conflict", err)
 	}
 	if again := records(t, st, z.Name); len(again) != len(want) {
@@ -118,19 +119,19 @@ func TestImportErrorsWriteNothing(t *testing.T) {
 		want               []string // in the error message
 		is                 error
 	}{
-		{"unsupported type", soa + "www IN A 192.0.2.1\nbox IN HINFO \"PC\" \"Linux\"\n", "", []string{"line 5", "HINFO", "not supported"}, store.ErrInvalid},
+		{"unsupported type", soa + "www IN A 192.0.2.1\nbox IN HINFO \"PC\" \"Linux\"\n", "", []string{"line 5", "HINFO", "not supported"}, dnsdata.ErrInvalid},
 		{"unsupported type after a multi-line SOA", strings.Replace(validZone, "*.wild", "old IN NAPTR 100 10 \"u\" \"E2U+sip\" \"\" .\n*.wild", 1), "",
-			[]string{"line 19", "NAPTR"}, store.ErrInvalid},
-		{"name outside the zone", soa + "www IN A 192.0.2.1\nwww.other.test. IN A 192.0.2.2\n", "", []string{"line 5", "not inside zone"}, store.ErrInvalid},
+			[]string{"line 19", "NAPTR"}, dnsdata.ErrInvalid},
+		{"name outside the zone", soa + "www IN A 192.0.2.1\nwww.other.test. IN A 192.0.2.2\n", "", []string{"line 5", "not inside zone"}, dnsdata.ErrInvalid},
 		{"bad address", soa + "www IN A 192.0.2.300\n", "", []string{"line: 4"}, nil},
-		{"no SOA", "$ORIGIN example.test.\nwww 300 IN A 192.0.2.1\n", "", []string{"no SOA"}, store.ErrInvalid},
-		{"two SOAs", soa + "@ IN SOA ns2 hostmaster 2 7200 900 1209600 120\n", "", []string{"line 4", "second SOA"}, store.ErrInvalid},
-		{"CNAME beside other data", soa + "www IN A 192.0.2.1\nwww IN CNAME other.test.\n", "", []string{"line 5", "line 4", "CNAME"}, store.ErrConflict},
-		{"duplicate record", soa + "www IN A 192.0.2.1\nWWW IN A 192.0.2.1\n", "", []string{"line 5", "repeats line 4"}, store.ErrConflict},
-		{"other class", soa + "www CH A 192.0.2.1\n", "", []string{"line 4", "class CH"}, store.ErrInvalid},
-		{"$GENERATE", soa + "$GENERATE 1-10 host$ A 192.0.2.$\n", "", []string{"line 4", "$GENERATE"}, store.ErrInvalid},
-		{"SOA of another zone", soa, "other.test", []string{"not the origin other.test."}, store.ErrInvalid},
-		{"bad origin", soa, "not a zone!", []string{"origin"}, store.ErrInvalid},
+		{"no SOA", "$ORIGIN example.test.\nwww 300 IN A 192.0.2.1\n", "", []string{"no SOA"}, dnsdata.ErrInvalid},
+		{"two SOAs", soa + "@ IN SOA ns2 hostmaster 2 7200 900 1209600 120\n", "", []string{"line 4", "second SOA"}, dnsdata.ErrInvalid},
+		{"CNAME beside other data", soa + "www IN A 192.0.2.1\nwww IN CNAME other.test.\n", "", []string{"line 5", "line 4", "CNAME"}, dnsdata.ErrConflict},
+		{"duplicate record", soa + "www IN A 192.0.2.1\nWWW IN A 192.0.2.1\n", "", []string{"line 5", "repeats line 4"}, dnsdata.ErrConflict},
+		{"other class", soa + "www CH A 192.0.2.1\n", "", []string{"line 4", "class CH"}, dnsdata.ErrInvalid},
+		{"$GENERATE", soa + "$GENERATE 1-10 host$ A 192.0.2.$\n", "", []string{"line 4", "$GENERATE"}, dnsdata.ErrInvalid},
+		{"SOA of another zone", soa, "other.test", []string{"not the origin other.test."}, dnsdata.ErrInvalid},
+		{"bad origin", soa, "not a zone!", []string{"origin"}, dnsdata.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := openStore(t)
@@ -191,7 +192,7 @@ func TestExportRoundTrip(t *testing.T) {
 	if ra, rb := records(t, a, "example.test."), records(t, b, "example.test."); !slices.Equal(ra, rb) {
 		t.Errorf("records differ after the round trip:\n%v\n%v", ra, rb)
 	}
-	if err := Export(ctx, a, "missing.test.", &buf); !errors.Is(err, store.ErrNotFound) {
+	if err := Export(ctx, a, "missing.test.", &buf); !errors.Is(err, dnsdata.ErrNotFound) {
 		t.Errorf("export of a missing zone: %v", err)
 	}
 }

@@ -1,104 +1,61 @@
 // Command mc-proxy is the platform's TLS ingress: server (the data plane,
-// the admin API on its Unix socket and metrics), status and snapshot.
+// the admin API on its Unix socket and metrics), init, status and
+// snapshot, on mcdsl/service.
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/spf13/cobra"
 
-	"git.metacircular.net/metacircular/mcdsl/db"
 	"git.metacircular.net/metacircular/mcdsl/logging"
-	"git.metacircular.net/metacircular/mcdsl/snapshot"
-	"git.metacircular.net/metacircular/mcproxy/internal/admin"
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcproxy/internal/server"
-	"git.metacircular.net/metacircular/mcproxy/internal/store"
 )
 
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := root().ExecuteContext(ctx)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mc-proxy: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main(def()) }
 
-func root() *cobra.Command {
-	var cfgPath string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:           "mc-proxy",
-		Short:         "Metacircular TLS ingress: SNI routing to L4 relays and L7 reverse proxies",
-		Version:       version,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", "/srv/mc-proxy/mc-proxy.toml", "configuration file")
-	load := func() (*server.Config, error) { return server.LoadConfig(cfgPath) }
-	status := admin.CLI{
-		Socket: func() (string, error) {
-			cfg, err := load()
-			if err != nil {
-				return "", err
-			}
-			return cfg.Server.AdminSocket, nil
-		},
-		JSON: &asJSON,
-	}.StatusCommand()
-	status.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(serverCmd(load), status, snapshotCmd(load))
-	return cmd
-}
-
-func serverCmd(load func() (*server.Config, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:   "server",
-		Short: "Serve the listeners, the admin socket and metrics until SIGINT/SIGTERM",
-		Long: `server opens the database (seeding it from [[routes]] and [firewall] only if it
+func def() service.Def[*server.Config] {
+	return service.Def[*server.Config]{
+		Name:    server.ServiceName,
+		Short:   "Metacircular TLS ingress: SNI routing to L4 relays and L7 reverse proxies",
+		Version: version,
+		Load:    server.LoadConfig,
+		Logging: func(c *server.Config) logging.Config { return c.Log },
+		ServerLong: `server opens the database (seeding it from [[routes]] and [firewall] only if it
 has never held state), logs one warning listing every difference between
 mc-proxy.toml and the database, and serves the database's routes on the
-[[listeners]]. Routes and firewall rules change at run time through the
-admin socket (mcproxyctl), never by editing the TOML. On SIGTERM it stops
-accepting and drains open connections for up to server.shutdown_timeout.`,
+[[listeners]], the admin API on server.admin_socket and, with
+server.metrics_addr, Prometheus metrics. Routes and firewall rules change at
+run time through the admin socket (mcproxyctl), never by editing the TOML.
+On SIGTERM it stops accepting and drains open connections for up to
+server.shutdown_timeout.`,
+		Build:    server.Build,
+		Database: func(c *server.Config) string { return c.Database.Path },
+		OpenDB:   server.OpenDB,
+		Init:     initCmd,
+		Status:   server.Status,
+	}
+}
+
+func initCmd(load func() (*server.Config, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create the database and seed it from mc-proxy.toml if it has never held state",
+		Long: `init creates the database, applies its migrations and, if the database has
+never held state, stores the [[routes]] and [firewall] blocked_* lists of
+mc-proxy.toml in it — what server does at every start, so init is optional.
+Once seeded, the database is the source of truth: running init again
+changes nothing and lists any difference between the TOML and the database.`,
+		Example: `  mc-proxy init --config /srv/mc-proxy/mc-proxy.toml
+  mc-proxy init    # the default configuration, /srv/mc-proxy/mc-proxy.toml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := load()
 			if err != nil {
 				return err
 			}
-			logger, err := logging.New(cfg.Log, os.Stderr)
-			if err != nil {
-				return err
-			}
-			logger.Info("mc-proxy starting", "version", version, "listeners", len(cfg.Listeners),
-				"admin_socket", cfg.Server.AdminSocket, "metrics", cfg.Server.MetricsAddr)
-			return server.Run(cmd.Context(), cfg, logger, server.Listeners{})
+			return server.Init(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
-}
-
-func snapshotCmd(load func() (*server.Config, error)) *cobra.Command {
-	return snapshot.Command(func(ctx context.Context) (*db.DB, string, string, error) {
-		cfg, err := load()
-		if err != nil {
-			return nil, "", "", err
-		}
-		if _, err := os.Stat(cfg.Database.Path); errors.Is(err, os.ErrNotExist) {
-			return nil, "", "", fmt.Errorf("database %s does not exist", cfg.Database.Path)
-		}
-		st, err := store.Open(ctx, cfg.Database.Path, logging.Discard())
-		if err != nil {
-			return nil, "", "", err
-		}
-		return st.DB(), "", server.ServiceName, nil
-	})
 }

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"git.metacircular.net/metacircular/mcdsl/grpcclient"
+	"git.metacircular.net/metacircular/mcdsl/grpcserver"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	mcproxyv1 "git.metacircular.net/metacircular/mcproxy/gen/mcproxy/v1"
 	"git.metacircular.net/metacircular/mcproxy/internal/admin"
@@ -83,29 +85,44 @@ func start(t *testing.T, dir string) *instance {
 	dp.SetRoutes(tbl)
 	svc := admin.New(admin.Options{Store: st, Dataplane: dp, Listeners: []string{"https", "alt"}, TOMLRoutes: tomlRoutes})
 	sock := filepath.Join(dir, "admin.sock")
-	ln, err := admin.Listen(sock)
+	gs := newAdminServer(t, sock)
+	admin.Register(gs, svc)
+	if u := gs.Unregistered(); len(u) > 0 {
+		t.Fatalf("AdminService methods in no method map: %v", u)
+	}
+	ln, err := gs.Listen(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := admin.NewGRPC(svc, nil)
+	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { _ = g.Serve(ln); close(done) }()
-	client, cc, err := admin.Dial(sock)
+	go func() { _ = gs.Serve(sctx, ln); close(done) }()
+	conn, err := grpcclient.DialUnix("mc-proxy", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst := &instance{client: client, dp: dp}
+	inst := &instance{client: mcproxyv1.NewAdminServiceClient(conn), dp: dp}
 	var once sync.Once
 	inst.stop = func() {
 		once.Do(func() {
-			_ = cc.Close()
-			g.GracefulStop()
+			_ = conn.Close()
+			cancel()
 			<-done
 			_ = st.Close()
 		})
 	}
 	t.Cleanup(inst.stop)
 	return inst
+}
+
+// newAdminServer is the admin socket's gRPC server, as mc-proxy builds it.
+func newAdminServer(t *testing.T, sock string) *grpcserver.Server {
+	t.Helper()
+	gs, err := grpcserver.New(grpcserver.Options{Socket: sock, Service: "mc-proxy", Maps: admin.MethodMaps()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gs
 }
 
 func code(err error) codes.Code { return status.Code(err) }
@@ -259,21 +276,24 @@ func TestStatusReportsDivergence(t *testing.T) {
 	}
 }
 
-func TestListenSocket(t *testing.T) {
+// TestAdminSocket: the socket is mode 0660; a socket another mc-proxy
+// serves is refused, a stale one (its server gone without unlinking it)
+// replaced, and a regular file at the path left alone.
+func TestAdminSocket(t *testing.T) {
+	ctx := context.Background()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "admin.sock")
-	ln, err := admin.Listen(sock)
+	ln, err := newAdminServer(t, sock).Listen(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(sock)
-	if err != nil || fi.Mode().Perm() != admin.SocketMode {
-		t.Fatalf("socket mode = %v, %v; want %v", fi.Mode().Perm(), err, admin.SocketMode)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode = %v, %v; want 0660", fi.Mode().Perm(), err)
 	}
-	if _, err := admin.Listen(sock); err == nil {
+	if _, err := newAdminServer(t, sock).Listen(ctx); err == nil {
 		t.Fatal("a second Listen on a served socket succeeded")
 	}
-	// A stale socket (its server gone without unlinking) is replaced.
 	ul, ok := ln.(*net.UnixListener)
 	if !ok {
 		t.Fatalf("Listen returned %T", ln)
@@ -283,7 +303,7 @@ func TestListenSocket(t *testing.T) {
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("stale socket not left behind for the test: %v", err)
 	}
-	ln, err = admin.Listen(sock)
+	ln, err = newAdminServer(t, sock).Listen(ctx)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -292,7 +312,7 @@ func TestListenSocket(t *testing.T) {
 	if err := os.WriteFile(regular, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.Listen(regular); err == nil {
+	if _, err := newAdminServer(t, regular).Listen(ctx); err == nil {
 		t.Fatal("Listen replaced a regular file")
 	}
 }

@@ -2,45 +2,31 @@ package admin
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
+	"git.metacircular.net/metacircular/mcdsl/grpcserver"
 	mcproxyv1 "git.metacircular.net/metacircular/mcproxy/gen/mcproxy/v1"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
-// NewGRPC builds the admin gRPC server. It has no TLS and no
-// authentication: it is served only on the admin Unix socket, whose file
-// permissions decide who may connect.
-func NewGRPC(svc *Service, logger *slog.Logger) *grpc.Server {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	g := grpc.NewServer()
-	mcproxyv1.RegisterAdminServiceServer(g, handlers{svc: svc, log: logger})
-	return g
+// Register registers the AdminService handlers over svc on srv (the
+// admin socket's mcdsl/grpcserver, whose interceptor turns the domain
+// errors into statuses through mcdsl/apierr).
+func Register(srv grpc.ServiceRegistrar, svc *Service) {
+	mcproxyv1.RegisterAdminServiceServer(srv, handlers{svc: svc})
 }
 
-// grpcStatus maps the domain errors to gRPC codes, in one place. Errors
-// without a domain meaning are logged and answered Internal without
-// detail.
-func grpcStatus(logger *slog.Logger, method string, err error) error {
-	switch {
-	case errors.Is(err, ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrRefused):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
+// MethodMaps puts every AdminService method in the public map: the admin
+// socket has neither TLS nor tokens, and its file permissions decide who
+// may connect.
+func MethodMaps() grpcserver.MethodMaps {
+	public := map[string]bool{}
+	for _, m := range mcproxyv1.AdminService_ServiceDesc.Methods {
+		public["/"+mcproxyv1.AdminService_ServiceDesc.ServiceName+"/"+m.MethodName] = true
 	}
-	logger.Error("admin call failed", "method", method, "error", err)
-	return status.Error(codes.Internal, "internal error (see the mc-proxy log)")
+	return grpcserver.MethodMaps{Public: public}
 }
 
 // handlers implements mcproxyv1.AdminServiceServer over Service.
@@ -49,13 +35,12 @@ type handlers struct {
 	// a compile error here, not an Unimplemented answer at run time.
 	mcproxyv1.UnsafeAdminServiceServer
 	svc *Service
-	log *slog.Logger
 }
 
 var _ mcproxyv1.AdminServiceServer = handlers{}
 
-// RoutePB converts a route to its protobuf form.
-func RoutePB(r route.Route) *mcproxyv1.Route {
+// routePB converts a route to its protobuf form.
+func routePB(r route.Route) *mcproxyv1.Route {
 	return &mcproxyv1.Route{
 		Listener: r.Listener, Hostname: r.Hostname, Mode: r.Mode, Backend: r.Backend,
 		TlsCert: r.TLSCert, TlsKey: r.TLSKey, BackendTls: r.BackendTLS, BackendCa: r.BackendCA,
@@ -63,8 +48,8 @@ func RoutePB(r route.Route) *mcproxyv1.Route {
 	}
 }
 
-// RouteFromPB converts a protobuf route.
-func RouteFromPB(p *mcproxyv1.Route) route.Route {
+// routeFromPB converts a protobuf route.
+func routeFromPB(p *mcproxyv1.Route) route.Route {
 	return route.Route{
 		Listener: p.GetListener(), Hostname: p.GetHostname(), Mode: p.GetMode(), Backend: p.GetBackend(),
 		TLSCert: p.GetTlsCert(), TLSKey: p.GetTlsKey(), BackendTLS: p.GetBackendTls(), BackendCA: p.GetBackendCa(),
@@ -72,8 +57,8 @@ func RouteFromPB(p *mcproxyv1.Route) route.Route {
 	}
 }
 
-// RulePB converts a firewall rule to its protobuf form.
-func RulePB(r route.Rule) *mcproxyv1.FirewallRule {
+// rulePB converts a firewall rule to its protobuf form.
+func rulePB(r route.Rule) *mcproxyv1.FirewallRule {
 	return &mcproxyv1.FirewallRule{Kind: r.Kind, Value: r.Value, Reason: r.Reason}
 }
 
@@ -81,11 +66,11 @@ func RulePB(r route.Rule) *mcproxyv1.FirewallRule {
 func (h handlers) ListRoutes(ctx context.Context, req *mcproxyv1.ListRoutesRequest) (*mcproxyv1.ListRoutesResponse, error) {
 	rs, err := h.svc.Routes(ctx, req.GetListener())
 	if err != nil {
-		return nil, grpcStatus(h.log, "ListRoutes", err)
+		return nil, err
 	}
 	out := &mcproxyv1.ListRoutesResponse{Routes: make([]*mcproxyv1.Route, 0, len(rs))}
 	for _, r := range rs {
-		out.Routes = append(out.Routes, RoutePB(r))
+		out.Routes = append(out.Routes, routePB(r))
 	}
 	return out, nil
 }
@@ -93,19 +78,19 @@ func (h handlers) ListRoutes(ctx context.Context, req *mcproxyv1.ListRoutesReque
 // AddRoute implements AdminService.AddRoute.
 func (h handlers) AddRoute(ctx context.Context, req *mcproxyv1.AddRouteRequest) (*mcproxyv1.AddRouteResponse, error) {
 	if req.GetRoute() == nil {
-		return nil, status.Error(codes.InvalidArgument, "route is required")
+		return nil, apierr.InvalidField("route", "is required")
 	}
-	r, created, err := h.svc.AddRoute(ctx, RouteFromPB(req.GetRoute()))
+	r, created, err := h.svc.AddRoute(ctx, routeFromPB(req.GetRoute()))
 	if err != nil {
-		return nil, grpcStatus(h.log, "AddRoute", err)
+		return nil, err
 	}
-	return &mcproxyv1.AddRouteResponse{Route: RoutePB(r), Created: created}, nil
+	return &mcproxyv1.AddRouteResponse{Route: routePB(r), Created: created}, nil
 }
 
 // RemoveRoute implements AdminService.RemoveRoute.
 func (h handlers) RemoveRoute(ctx context.Context, req *mcproxyv1.RemoveRouteRequest) (*mcproxyv1.RemoveRouteResponse, error) {
 	if err := h.svc.RemoveRoute(ctx, req.GetListener(), req.GetHostname()); err != nil {
-		return nil, grpcStatus(h.log, "RemoveRoute", err)
+		return nil, err
 	}
 	return &mcproxyv1.RemoveRouteResponse{}, nil
 }
@@ -114,11 +99,11 @@ func (h handlers) RemoveRoute(ctx context.Context, req *mcproxyv1.RemoveRouteReq
 func (h handlers) ListFirewallRules(ctx context.Context, _ *mcproxyv1.ListFirewallRulesRequest) (*mcproxyv1.ListFirewallRulesResponse, error) {
 	rs, err := h.svc.Rules(ctx)
 	if err != nil {
-		return nil, grpcStatus(h.log, "ListFirewallRules", err)
+		return nil, err
 	}
 	out := &mcproxyv1.ListFirewallRulesResponse{Rules: make([]*mcproxyv1.FirewallRule, 0, len(rs))}
 	for _, r := range rs {
-		out.Rules = append(out.Rules, RulePB(r))
+		out.Rules = append(out.Rules, rulePB(r))
 	}
 	return out, nil
 }
@@ -127,19 +112,19 @@ func (h handlers) ListFirewallRules(ctx context.Context, _ *mcproxyv1.ListFirewa
 func (h handlers) AddFirewallRule(ctx context.Context, req *mcproxyv1.AddFirewallRuleRequest) (*mcproxyv1.AddFirewallRuleResponse, error) {
 	p := req.GetRule()
 	if p == nil {
-		return nil, status.Error(codes.InvalidArgument, "rule is required")
+		return nil, apierr.InvalidField("rule", "is required")
 	}
 	r, created, err := h.svc.AddRule(ctx, route.Rule{Kind: p.GetKind(), Value: p.GetValue(), Reason: p.GetReason()})
 	if err != nil {
-		return nil, grpcStatus(h.log, "AddFirewallRule", err)
+		return nil, err
 	}
-	return &mcproxyv1.AddFirewallRuleResponse{Rule: RulePB(r), Created: created}, nil
+	return &mcproxyv1.AddFirewallRuleResponse{Rule: rulePB(r), Created: created}, nil
 }
 
 // RemoveFirewallRule implements AdminService.RemoveFirewallRule.
 func (h handlers) RemoveFirewallRule(ctx context.Context, req *mcproxyv1.RemoveFirewallRuleRequest) (*mcproxyv1.RemoveFirewallRuleResponse, error) {
 	if err := h.svc.RemoveRule(ctx, req.GetKind(), req.GetValue()); err != nil {
-		return nil, grpcStatus(h.log, "RemoveFirewallRule", err)
+		return nil, err
 	}
 	return &mcproxyv1.RemoveFirewallRuleResponse{}, nil
 }
@@ -148,7 +133,7 @@ func (h handlers) RemoveFirewallRule(ctx context.Context, req *mcproxyv1.RemoveF
 func (h handlers) Status(ctx context.Context, _ *mcproxyv1.StatusRequest) (*mcproxyv1.StatusResponse, error) {
 	st, err := h.svc.Status(ctx)
 	if err != nil {
-		return nil, grpcStatus(h.log, "Status", err)
+		return nil, err
 	}
 	out := &mcproxyv1.StatusResponse{
 		OpenConnections: st.OpenConnections, Routes: int32(st.Routes), //nolint:gosec // counts are far below 2^31

@@ -3,24 +3,27 @@ package admin
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 	"git.metacircular.net/metacircular/mcproxy/internal/store"
 )
 
-// Errors the transports map to status codes (see grpcStatus).
+// The service's errors, of mcdsl/apierr kinds that the admin socket's
+// gRPC server answers with (InvalidArgument, NotFound, FailedPrecondition).
 var (
 	// ErrInvalid wraps a message naming what is wrong with a route or rule.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = apierr.New(apierr.Invalid, "invalid")
 	// ErrNotFound: the route or rule to remove does not exist.
 	ErrNotFound = store.ErrNotFound
-	// ErrRefused wraps the data plane's reason for refusing a rule set.
-	ErrRefused = errors.New("refused by the data plane")
+	// ErrRefused wraps the data plane's reason for refusing a rule set: the
+	// request is valid, but this mc-proxy cannot apply it (a country rule
+	// without firewall.geoip_db).
+	ErrRefused = apierr.New(apierr.Precondition, "refused by the data plane")
 )
 
 // Dataplane is what the admin service drives: the proxy server, or a fake

@@ -13,33 +13,36 @@ import (
 	"git.metacircular.net/metacircular/mcproxy/internal/sni"
 )
 
-// trackedConn is an accepted connection the drain can see and force
-// closed. Close removes it from the set exactly once.
+// trackedConn is an accepted connection its listener's drain can see and
+// force closed. Close removes it from the set exactly once.
 type trackedConn struct {
 	net.Conn
 	s    *Server
+	ls   *listenerState
 	once sync.Once
 	// client is the real client address (PROXY header or peer).
 	client netip.AddrPort
 }
 
-func (s *Server) track(c net.Conn) *trackedConn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+func (s *Server) track(ls *listenerState, c net.Conn) *trackedConn {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.closed {
 		return nil
 	}
-	tc := &trackedConn{Conn: c, s: s, client: addrPort(c.RemoteAddr())}
-	s.conns[tc] = struct{}{}
+	tc := &trackedConn{Conn: c, s: s, ls: ls, client: addrPort(c.RemoteAddr())}
+	ls.conns[tc] = struct{}{}
+	ls.open.Add(1)
 	s.open.Add(1)
 	return tc
 }
 
 func (c *trackedConn) untrack() {
 	c.once.Do(func() {
-		c.s.mu.Lock()
-		delete(c.s.conns, c)
-		c.s.mu.Unlock()
+		c.ls.mu.Lock()
+		delete(c.ls.conns, c)
+		c.ls.mu.Unlock()
+		c.ls.open.Add(-1)
 		c.s.open.Add(-1)
 	})
 }
@@ -83,13 +86,13 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // handle runs one connection through PROXY header, firewall, SNI and
 // routing, then hands it to the L4 relay or the L7 server.
-func (s *Server) handle(ctx context.Context, l Listener, c *trackedConn, front *l7Front) {
-	s.metrics.connections.WithLabelValues(l.Name).Inc()
+func (s *Server) handle(ctx context.Context, ls *listenerState, c *trackedConn, front *l7Front) {
+	ls.m.connections.Inc()
 	peer := c.client
-	if l.AcceptProxyProtocol {
-		if !trusted(l.TrustedProxies, peer.Addr()) {
-			s.log.Info("reset: PROXY header from an untrusted peer", "listener", l.Name, "peer", peer)
-			s.metrics.rejects.WithLabelValues(l.Name, "untrusted_proxy").Inc()
+	if ls.AcceptProxyProtocol {
+		if !trusted(ls.TrustedProxies, peer.Addr()) {
+			s.log.Info("reset: PROXY header from an untrusted peer", "listener", ls.Name, "peer", peer)
+			ls.m.untrustedProxy.Inc()
 			reset(c)
 			return
 		}
@@ -99,8 +102,8 @@ func (s *Server) handle(ctx context.Context, l Listener, c *trackedConn, front *
 		}
 		h, err := proxyproto.Read(c.Conn)
 		if err != nil {
-			s.log.Info("reset: bad PROXY header", "listener", l.Name, "peer", peer, "err", err)
-			s.metrics.rejects.WithLabelValues(l.Name, "proxy_header").Inc()
+			s.log.Info("reset: bad PROXY header", "listener", ls.Name, "peer", peer, "err", err)
+			ls.m.proxyHeader.Inc()
 			reset(c)
 			return
 		}
@@ -110,30 +113,30 @@ func (s *Server) handle(ctx context.Context, l Listener, c *trackedConn, front *
 	}
 	client := c.client
 	if d := s.fw.Check(client.Addr()); d.Blocked {
-		s.log.Info("firewall: reset", "listener", l.Name, "client", client, "reason", d.Reason, "rule", d.Detail)
-		s.metrics.firewallDrops.WithLabelValues(d.Reason).Inc()
+		s.log.Info("firewall: reset", "listener", ls.Name, "client", client, "reason", d.Reason, "rule", d.Detail)
+		s.metrics.drop(d.Reason).Inc()
 		reset(c)
 		return
 	}
 	hello, err := sni.Peek(ctx, c.Conn, s.opts.HelloTimeout)
 	if err != nil {
-		s.log.Debug("reset: no client hello", "listener", l.Name, "client", client, "err", err)
-		s.metrics.rejects.WithLabelValues(l.Name, "client_hello").Inc()
+		s.log.Debug("reset: no client hello", "listener", ls.Name, "client", client, "err", err)
+		ls.m.clientHello.Inc()
 		reset(c)
 		return
 	}
-	rt, ok := s.table.Load().Lookup(l.Name, hello.ServerName)
+	rt, rm, ok := s.routing.Load().lookup(ls.Name, hello.ServerName)
 	if !ok {
-		s.log.Info("reset: unknown server name", "listener", l.Name, "client", client, "sni", hello.ServerName)
-		s.metrics.rejects.WithLabelValues(l.Name, "unknown_sni").Inc()
+		s.log.Info("reset: unknown server name", "listener", ls.Name, "client", client, "sni", hello.ServerName)
+		ls.m.unknownSNI.Inc()
 		reset(c)
 		return
 	}
 	if rt.Mode == route.L4 {
-		s.relayL4(ctx, l, rt, c, hello.Raw)
+		s.relayL4(ctx, ls, rt, rm, c, hello.Raw)
 		return
 	}
-	front.hand(c, rt, hello.Raw)
+	front.hand(c, rt, rm, hello.Raw)
 }
 
 func trusted(prefixes []netip.Prefix, a netip.Addr) bool {
@@ -149,8 +152,9 @@ func trusted(prefixes []netip.Prefix, a netip.Addr) bool {
 // connection, so crypto/tls sees the stream from its first byte.
 type replayConn struct {
 	*trackedConn
-	prefix []byte
-	route  route.Route
+	prefix  []byte
+	route   route.Route
+	metrics *routeMetrics
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

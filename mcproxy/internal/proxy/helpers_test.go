@@ -10,12 +10,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"git.metacircular.net/metacircular/mcdsl/testtool"
 
@@ -25,8 +30,48 @@ import (
 
 type proxyEnv struct {
 	srv   *Server
+	reg   *prometheus.Registry
 	addrs map[string]string
 	stop  func() error
+}
+
+// scrape is the server's metrics page, as Prometheus reads it.
+func (e *proxyEnv) scrape(t *testing.T) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
+// hasSample reports whether scrape holds the sample line want, e.g.
+// `mcproxy_connections_total{listener="https"} 2`, whatever the order of
+// its labels: label order carries no meaning in the exposition format,
+// and client_golang writes labels sorted by name where the hand-written
+// exposition it replaced wrote them in declaration order (both put a
+// bucket's le last). Label values must not contain commas.
+func hasSample(scrape, want string) bool {
+	return strings.Contains(scrape, sortedLabels(want))
+}
+
+func sortedLabels(sample string) string {
+	open, end := strings.IndexByte(sample, '{'), strings.IndexByte(sample, '}')
+	if open < 0 || end < open {
+		return sample
+	}
+	labels := strings.Split(sample[open+1:end], ",")
+	slices.SortStableFunc(labels, func(a, b string) int {
+		if isLE, bLE := strings.HasPrefix(a, "le="), strings.HasPrefix(b, "le="); isLE != bLE {
+			if isLE {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a, b)
+	})
+	return sample[:open+1] + strings.Join(labels, ",") + sample[end:]
 }
 
 // startProxy runs a proxy on kernel-chosen loopback ports, one per listener.
@@ -42,6 +87,8 @@ func startProxy(t *testing.T, opts Options, routes ...route.Route) *proxyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
+	opts.Metrics = reg
 	srv, err := New(opts, table)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +125,7 @@ func startProxy(t *testing.T, opts Options, routes ...route.Route) *proxyEnv {
 			t.Error(err)
 		}
 	})
-	return &proxyEnv{srv: srv, addrs: addrs, stop: stop}
+	return &proxyEnv{srv: srv, reg: reg, addrs: addrs, stop: stop}
 }
 
 type testWriter struct{ t *testing.T }

@@ -51,7 +51,7 @@ func grpcTrailersOnly(res *http.Response) error {
 // L7 routes through an in-memory listener.
 type l7Front struct {
 	s    *Server
-	l    Listener
+	l    *listenerState
 	srv  *http.Server
 	ln   *chanListener
 	done chan struct{}
@@ -61,11 +61,12 @@ type routeKey struct{}
 
 type requestInfo struct {
 	route    route.Route
+	metrics  *routeMetrics
 	listener string
 	http2    bool
 }
 
-func (s *Server) newL7Front(l Listener) *l7Front {
+func (s *Server) newL7Front(l *listenerState) *l7Front {
 	f := &l7Front{s: s, l: l, ln: newChanListener(), done: make(chan struct{})}
 	rp := &httputil.ReverseProxy{
 		Rewrite:        rewrite,
@@ -99,7 +100,7 @@ func (s *Server) newL7Front(l Listener) *l7Front {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if tc, ok := c.(*tls.Conn); ok {
 				if rc, ok := tc.NetConn().(*replayConn); ok {
-					return context.WithValue(ctx, routeKey{}, &requestInfo{route: rc.route, listener: l.Name})
+					return context.WithValue(ctx, routeKey{}, &requestInfo{route: rc.route, metrics: rc.metrics, listener: l.Name})
 				}
 			}
 			return ctx
@@ -117,15 +118,15 @@ func (f *l7Front) serve() {
 
 // hand passes an accepted connection to the HTTP server, with TLS
 // terminated using the route's certificate.
-func (f *l7Front) hand(c *trackedConn, rt route.Route, hello []byte) {
+func (f *l7Front) hand(c *trackedConn, rt route.Route, rm *routeMetrics, hello []byte) {
 	cfg, err := f.s.certs.serverConfig(rt.TLSCert, rt.TLSKey)
 	if err != nil {
 		f.s.log.Error("l7: no certificate; reset", "listener", f.l.Name, "host", rt.Hostname, "err", err)
-		f.s.metrics.rejects.WithLabelValues(f.l.Name, "certificate").Inc()
+		f.l.m.certificate.Inc()
 		reset(c)
 		return
 	}
-	if err := f.ln.push(tls.Server(&replayConn{trackedConn: c, prefix: hello, route: rt}, cfg)); err != nil {
+	if err := f.ln.push(tls.Server(&replayConn{trackedConn: c, prefix: hello, route: rt, metrics: rm}, cfg)); err != nil {
 		reset(c)
 	}
 }
@@ -148,7 +149,7 @@ func (f *l7Front) handler(rp *httputil.ReverseProxy) http.Handler {
 		ri.http2 = r.ProtoMajor == 2
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, &ri)))
-		f.s.metrics.observe(f.l.Name, info.route, fmt.Sprint(sw.code), start)
+		info.metrics.done(info.metrics.status(sw.code), start)
 		f.s.log.Debug("l7 request", "listener", f.l.Name, "host", info.route.Hostname, "method", r.Method, "path", r.URL.Path,
 			"proto", r.Proto, "status", sw.code, "client", r.RemoteAddr, "duration", time.Since(start))
 	})

@@ -2,199 +2,219 @@ package proxy
 
 import (
 	"fmt"
-	"io"
-	"math"
-	"net/http"
-	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"git.metacircular.net/metacircular/mcproxy/internal/firewall"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
-// metrics are the server's Prometheus collectors, written in the text
-// exposition format (version 0.0.4). They are kept per Server so several
-// servers (and tests) never share state.
+// metrics are the data plane's Prometheus collectors (client_golang),
+// registered on the Registerer the server is given, so several servers
+// (and tests) never share state. Names, help texts, label names and
+// buckets are those of the hand-written exposition they replaced, so
+// dashboards and alerts keep working.
 //
-// The module's go.sum does not carry client_golang's dependencies
-// (client_model, common, procfs at the versions v1.25 needs) and adding
-// them changes go.mod; the handful of series here do not justify that.
+// The connection path takes no lock: every series a listener can touch is
+// resolved once when the server is built (listenerMetrics), and every
+// series of a route when its route table is installed (routeMetrics); a
+// connection then costs a few atomic adds. Only the first answer of an L7
+// route with a given HTTP status resolves that series, once.
 type metrics struct {
-	connections   *counterVec
-	rejects       *counterVec
-	firewallDrops *counterVec
-	bytes         *counterVec
-	requests      *counterVec
-	latency       *histogramVec
-	open          func() float64
+	connections   *prometheus.CounterVec
+	resets        *prometheus.CounterVec
+	firewallDrops *prometheus.CounterVec
+	bytes         *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	// drops are the firewall drop counters by reason, resolved in
+	// newMetrics and only read afterwards.
+	drops map[string]prometheus.Counter
 }
 
-func newMetrics() *metrics {
-	return &metrics{
-		connections: newCounterVec("mcproxy_connections_total",
-			"Connections accepted, by listener.", "listener"),
-		rejects: newCounterVec("mcproxy_connection_resets_total",
-			"Connections reset before routing, by listener and reason (untrusted_proxy, proxy_header, client_hello, unknown_sni, certificate).",
-			"listener", "reason"),
-		firewallDrops: newCounterVec("mcproxy_firewall_drops_total",
-			"Connections reset by the firewall, by reason (ip, cidr, country, rate).", "reason"),
-		bytes: newCounterVec("mcproxy_l4_bytes_total",
-			"Bytes relayed on L4 routes, by listener and direction (in: client to backend).", "listener", "direction"),
-		requests: newCounterVec("mcproxy_route_requests_total",
-			"L7 requests and L4 connections per route, by outcome (HTTP status, ok, backend_error).",
-			"listener", "host", "mode", "outcome"),
-		latency: newHistogramVec("mcproxy_route_duration_seconds",
-			"L7 request duration and L4 connection lifetime per route.",
-			[]float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
-			"listener", "host", "mode"),
+// Reasons a connection is reset before routing (the reason label of
+// mcproxy_connection_resets_total).
+const (
+	resetUntrustedProxy = "untrusted_proxy"
+	resetProxyHeader    = "proxy_header"
+	resetClientHello    = "client_hello"
+	resetUnknownSNI     = "unknown_sni"
+	resetCertificate    = "certificate"
+)
+
+// L4 outcomes (the outcome label of mcproxy_route_requests_total; L7
+// routes report the HTTP status).
+const (
+	outcomeOK           = "ok"
+	outcomeBackendError = "backend_error"
+)
+
+// routeBuckets span a fast L7 request (1 ms) to a long-lived L4
+// connection (30 min).
+var routeBuckets = []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800}
+
+// newMetrics registers the collectors on reg; open reports the open
+// connections for the mcproxy_open_connections gauge.
+func newMetrics(reg prometheus.Registerer, open func() float64) (*metrics, error) {
+	m := &metrics{
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcproxy_connections_total",
+			Help: "Connections accepted, by listener.",
+		}, []string{"listener"}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcproxy_connection_resets_total",
+			Help: "Connections reset before routing, by listener and reason (untrusted_proxy, proxy_header, client_hello, unknown_sni, certificate).",
+		}, []string{"listener", "reason"}),
+		firewallDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcproxy_firewall_drops_total",
+			Help: "Connections reset by the firewall, by reason (ip, cidr, country, rate).",
+		}, []string{"reason"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcproxy_l4_bytes_total",
+			Help: "Bytes relayed on L4 routes, by listener and direction (in: client to backend).",
+		}, []string{"listener", "direction"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mcproxy_route_requests_total",
+			Help: "L7 requests and L4 connections per route, by outcome (HTTP status, ok, backend_error).",
+		}, []string{"listener", "host", "mode", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mcproxy_route_duration_seconds",
+			Help:    "L7 request duration and L4 connection lifetime per route.",
+			Buckets: routeBuckets,
+		}, []string{"listener", "host", "mode"}),
 	}
-}
-
-func (m *metrics) observe(listener string, rt route.Route, outcome string, start time.Time) {
-	m.requests.WithLabelValues(listener, rt.Hostname, rt.Mode, outcome).Inc()
-	m.latency.WithLabelValues(listener, rt.Hostname, rt.Mode).Observe(time.Since(start).Seconds())
-}
-
-func (m *metrics) handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		fmt.Fprintf(w, "# HELP mcproxy_open_connections Client connections currently open.\n# TYPE mcproxy_open_connections gauge\nmcproxy_open_connections %s\n",
-			formatFloat(m.open()))
-		m.connections.write(w)
-		m.rejects.write(w)
-		m.firewallDrops.write(w)
-		m.bytes.write(w)
-		m.requests.write(w)
-		m.latency.write(w)
-	})
-}
-
-type series struct {
-	labels string
-	mu     sync.Mutex
-	value  float64
-	counts []uint64
-	sum    float64
-	count  uint64
-}
-
-type vec struct {
-	name, help, typ string
-	labels          []string
-	mu              sync.Mutex
-	series          map[string]*series
-}
-
-func (v *vec) get(values []string) *series {
-	key := strings.Join(values, "\xff")
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	s, ok := v.series[key]
-	if !ok {
-		parts := make([]string, len(values))
-		for i, val := range values {
-			parts[i] = fmt.Sprintf("%s=%q", v.labels[i], val)
+	collectors := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mcproxy_open_connections",
+			Help: "Client connections currently open.",
+		}, open),
+		m.connections, m.resets, m.firewallDrops, m.bytes, m.requests, m.latency,
+	}
+	for i, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range collectors[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("proxy: register metrics: %w", err)
 		}
-		s = &series{labels: strings.Join(parts, ",")}
-		v.series[key] = s
 	}
-	return s
+	m.drops = map[string]prometheus.Counter{}
+	for _, reason := range []string{firewall.ReasonIP, firewall.ReasonCIDR, firewall.ReasonCountry, firewall.ReasonRate} {
+		m.drops[reason] = m.firewallDrops.WithLabelValues(reason)
+	}
+	return m, nil
 }
 
-func (v *vec) sorted() []*series {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	out := make([]*series, 0, len(v.series))
-	for _, s := range v.series {
-		out = append(out, s)
+// drop is the firewall drop counter of reason.
+func (m *metrics) drop(reason string) prometheus.Counter {
+	if c, ok := m.drops[reason]; ok {
+		return c
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].labels < out[j].labels })
+	return m.firewallDrops.WithLabelValues(reason)
+}
+
+// listenerMetrics are the series of one listener.
+type listenerMetrics struct {
+	connections prometheus.Counter
+
+	untrustedProxy, proxyHeader, clientHello, unknownSNI, certificate prometheus.Counter
+
+	bytesIn, bytesOut prometheus.Counter
+}
+
+func (m *metrics) listener(name string) *listenerMetrics {
+	reset := func(reason string) prometheus.Counter { return m.resets.WithLabelValues(name, reason) }
+	return &listenerMetrics{
+		connections:    m.connections.WithLabelValues(name),
+		untrustedProxy: reset(resetUntrustedProxy),
+		proxyHeader:    reset(resetProxyHeader),
+		clientHello:    reset(resetClientHello),
+		unknownSNI:     reset(resetUnknownSNI),
+		certificate:    reset(resetCertificate),
+		bytesIn:        m.bytes.WithLabelValues(name, "in"),
+		bytesOut:       m.bytes.WithLabelValues(name, "out"),
+	}
+}
+
+// routeMetrics are the series of one route.
+type routeMetrics struct {
+	requests *prometheus.CounterVec
+	labels   routeID
+	latency  prometheus.Observer
+	// ok and backendError are the L4 outcomes (nil on L7 routes).
+	ok, backendError prometheus.Counter
+	// statuses caches the counter of each HTTP status an L7 route has
+	// answered with (int -> prometheus.Counter).
+	statuses sync.Map
+}
+
+// routeID is what the route series are labelled with.
+type routeID struct{ listener, host, mode string }
+
+func idOf(r route.Route) routeID { return routeID{r.Listener, r.Hostname, r.Mode} }
+
+func (m *metrics) route(r route.Route) *routeMetrics {
+	id := idOf(r)
+	rm := &routeMetrics{
+		requests: m.requests, labels: id,
+		latency: m.latency.WithLabelValues(id.listener, id.host, id.mode),
+	}
+	if r.Mode == route.L4 {
+		rm.ok = m.requests.WithLabelValues(id.listener, id.host, id.mode, outcomeOK)
+		rm.backendError = m.requests.WithLabelValues(id.listener, id.host, id.mode, outcomeBackendError)
+	}
+	return rm
+}
+
+// done records one L4 connection or L7 request that started at start.
+func (rm *routeMetrics) done(outcome prometheus.Counter, start time.Time) {
+	outcome.Inc()
+	rm.latency.Observe(time.Since(start).Seconds())
+}
+
+// status is the counter of an L7 answer with HTTP status code.
+func (rm *routeMetrics) status(code int) prometheus.Counter {
+	if c, ok := rm.statuses.Load(code); ok {
+		return c.(prometheus.Counter) //nolint:errcheck,forcetypeassert // only counters are stored
+	}
+	c := rm.requests.WithLabelValues(rm.labels.listener, rm.labels.host, rm.labels.mode, strconv.Itoa(code))
+	v, _ := rm.statuses.LoadOrStore(code, c)
+	return v.(prometheus.Counter) //nolint:errcheck,forcetypeassert // only counters are stored
+}
+
+// routing is one route table with the series of its routes; the server
+// swaps it whole, so a connection finds a route and its series together.
+type routing struct {
+	table   *route.Table
+	metrics map[routeID]*routeMetrics
+}
+
+// newRouting resolves the series of t's routes, reusing those of prev for
+// routes that did not change their labels.
+func (m *metrics) newRouting(t *route.Table, prev *routing) *routing {
+	rs := t.Routes()
+	out := &routing{table: t, metrics: make(map[routeID]*routeMetrics, len(rs))}
+	for _, r := range rs {
+		id := idOf(r)
+		if prev != nil {
+			if rm, ok := prev.metrics[id]; ok {
+				out.metrics[id] = rm
+				continue
+			}
+		}
+		out.metrics[id] = m.route(r)
+	}
 	return out
 }
 
-type counterVec struct{ vec }
-
-func newCounterVec(name, help string, labels ...string) *counterVec {
-	return &counterVec{vec{name: name, help: help, typ: "counter", labels: labels, series: map[string]*series{}}}
-}
-
-// counter is one labelled counter series.
-type counter struct{ s *series }
-
-func (c *counterVec) WithLabelValues(values ...string) counter { return counter{c.get(values)} }
-
-func (c counter) Inc() { c.Add(1) }
-
-func (c counter) Add(v float64) {
-	c.s.mu.Lock()
-	c.s.value += v
-	c.s.mu.Unlock()
-}
-
-func (c *counterVec) write(w io.Writer) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", c.name, c.help, c.name, c.typ)
-	for _, s := range c.sorted() {
-		s.mu.Lock()
-		fmt.Fprintf(w, "%s{%s} %s\n", c.name, s.labels, formatFloat(s.value))
-		s.mu.Unlock()
+// lookup finds the route for an SNI name on a listener and its series.
+func (r *routing) lookup(listener, sni string) (route.Route, *routeMetrics, bool) {
+	rt, ok := r.table.Lookup(listener, sni)
+	if !ok {
+		return route.Route{}, nil, false
 	}
-}
-
-type histogramVec struct {
-	vec
-	buckets []float64
-}
-
-func newHistogramVec(name, help string, buckets []float64, labels ...string) *histogramVec {
-	return &histogramVec{vec: vec{name: name, help: help, typ: "histogram", labels: labels, series: map[string]*series{}}, buckets: buckets}
-}
-
-// histogram is one labelled histogram series.
-type histogram struct {
-	s       *series
-	buckets []float64
-}
-
-func (h *histogramVec) WithLabelValues(values ...string) histogram {
-	return histogram{h.get(values), h.buckets}
-}
-
-func (h histogram) Observe(v float64) {
-	h.s.mu.Lock()
-	defer h.s.mu.Unlock()
-	if h.s.counts == nil {
-		h.s.counts = make([]uint64, len(h.buckets))
-	}
-	for i, b := range h.buckets {
-		if v <= b {
-			h.s.counts[i]++
-		}
-	}
-	h.s.sum += v
-	h.s.count++
-}
-
-func (h *histogramVec) write(w io.Writer) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, h.help, h.name)
-	for _, s := range h.sorted() {
-		s.mu.Lock()
-		for i, b := range h.buckets {
-			var n uint64
-			if s.counts != nil {
-				n = s.counts[i]
-			}
-			fmt.Fprintf(w, "%s_bucket{%s,le=%q} %d\n", h.name, s.labels, formatFloat(b), n)
-		}
-		fmt.Fprintf(w, "%s_bucket{%s,le=\"+Inf\"} %d\n", h.name, s.labels, s.count)
-		fmt.Fprintf(w, "%s_sum{%s} %s\n%s_count{%s} %d\n", h.name, s.labels, formatFloat(s.sum), h.name, s.labels, s.count)
-		s.mu.Unlock()
-	}
-}
-
-func formatFloat(f float64) string {
-	if math.IsInf(f, 1) {
-		return "+Inf"
-	}
-	return fmt.Sprint(f)
+	return rt, r.metrics[idOf(rt)], true
 }

@@ -165,8 +165,8 @@ func TestFirewallReset(t *testing.T) {
 		t.Fatalf("%d %q", code, body)
 	}
 
-	rec := httptestRecorder(env.srv)
-	if !strings.Contains(rec, `mcproxy_firewall_drops_total{reason="ip"} 1`) || !strings.Contains(rec, `mcproxy_firewall_drops_total{reason="country"} 1`) {
+	rec := env.scrape(t)
+	if !hasSample(rec, `mcproxy_firewall_drops_total{reason="ip"} 1`) || !hasSample(rec, `mcproxy_firewall_drops_total{reason="country"} 1`) {
 		t.Fatalf("metrics:\n%s", rec)
 	}
 }
@@ -180,22 +180,6 @@ func TestFirewallRate(t *testing.T) {
 	}
 	expectReset(t, env.addrs["https"], clientHello(t, "app.test"))
 }
-
-func httptestRecorder(s *Server) string {
-	var b strings.Builder
-	rw := &recorder{h: http.Header{}, b: &b}
-	s.MetricsHandler().ServeHTTP(rw, &http.Request{Method: "GET"})
-	return b.String()
-}
-
-type recorder struct {
-	h http.Header
-	b *strings.Builder
-}
-
-func (r *recorder) Header() http.Header         { return r.h }
-func (r *recorder) Write(p []byte) (int, error) { return r.b.Write(p) }
-func (r *recorder) WriteHeader(int)             {}
 
 // TestDrain: on shutdown new connections are refused, an open L4 relay
 // and a websocket keep working until they finish, and Serve returns once

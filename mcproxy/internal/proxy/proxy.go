@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"git.metacircular.net/metacircular/mcproxy/internal/firewall"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
@@ -26,7 +28,8 @@ import (
 type Listener struct {
 	// Name keys the listener's routes (route.Route.Listener).
 	Name string
-	// Addr is the address to bind when Serve is not given a listener.
+	// Addr is the address Listen (and Serve, for a listener not handed in)
+	// binds.
 	Addr string
 	// AcceptProxyProtocol requires a PROXY v1/v2 header from every
 	// connection; connections from outside TrustedProxies are reset.
@@ -44,10 +47,14 @@ type Options struct {
 	ProxyHeaderTimeout time.Duration
 	// IdleTimeout closes L4 relays and idle L7 connections (default 5m).
 	IdleTimeout time.Duration
-	// ShutdownTimeout bounds the drain when Serve's context ends (default 30s).
+	// ShutdownTimeout bounds the drain when a listener's context ends
+	// (default 30s).
 	ShutdownTimeout time.Duration
 	// Firewall is the global firewall applied on every listener.
 	Firewall firewall.Config
+	// Metrics receives the data plane's collectors (mcproxy_*); nil keeps
+	// them in a registry of the server's own that nothing scrapes.
+	Metrics prometheus.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -65,20 +72,38 @@ type ListenerStatus struct {
 	Routes int
 }
 
-// Server is the proxy. Create it with New and run it with Serve.
+// Server is the proxy. Create it with New, then serve each listener with
+// ServeListener (or all of them with Serve) and Close it once they have
+// returned.
 type Server struct {
 	opts    Options
 	log     *slog.Logger
 	fw      *firewall.Firewall
-	table   atomic.Pointer[route.Table]
 	metrics *metrics
 	certs   *certCache
 	backend *backendTransport
 
-	mu     sync.Mutex
-	addrs  map[string]string
-	conns  map[*trackedConn]struct{}
+	routing atomic.Pointer[routing]
+	// setRoutes orders SetRoutes calls, which reuse the previous
+	// routing's series.
+	setRoutes sync.Mutex
+
+	listeners map[string]*listenerState
+	open      atomic.Int64
+	closeOnce sync.Once
+}
+
+// listenerState is one listener's live state.
+type listenerState struct {
+	Listener
+	m *listenerMetrics
+
+	mu      sync.Mutex
+	addr    string
+	serving bool
+	// closed refuses new connections once the drain has begun.
 	closed bool
+	conns  map[*trackedConn]struct{}
 	open   atomic.Int64
 }
 
@@ -107,23 +132,26 @@ func New(opts Options, table *route.Table) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	fw, err := firewall.New(opts.Firewall)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
+	if opts.Metrics == nil {
+		opts.Metrics = prometheus.NewRegistry()
 	}
 	s := &Server{
-		opts:    opts,
-		log:     opts.Logger,
-		fw:      fw,
-		metrics: newMetrics(),
-		certs:   newCertCache(opts.Logger),
-		addrs:   map[string]string{},
-		conns:   map[*trackedConn]struct{}{},
+		opts:      opts,
+		log:       opts.Logger,
+		certs:     newCertCache(opts.Logger),
+		listeners: make(map[string]*listenerState, len(opts.Listeners)),
+	}
+	m, err := newMetrics(opts.Metrics, func() float64 { return float64(s.open.Load()) })
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	if s.fw, err = firewall.New(opts.Firewall); err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s.backend = newBackendTransport(s.certs)
-	s.metrics.open = func() float64 { return float64(s.open.Load()) }
 	for _, l := range opts.Listeners {
-		s.addrs[l.Name] = l.Addr
+		s.listeners[l.Name] = &listenerState{Listener: l, m: m.listener(l.Name), addr: l.Addr, conns: map[*trackedConn]struct{}{}}
 	}
 	s.SetRoutes(table)
 	return s, nil
@@ -140,7 +168,9 @@ func (s *Server) SetRoutes(t *route.Table) {
 	if t == nil {
 		t, _ = route.NewTable(nil)
 	}
-	s.table.Store(t)
+	s.setRoutes.Lock()
+	defer s.setRoutes.Unlock()
+	s.routing.Store(s.metrics.newRouting(t, s.routing.Load()))
 }
 
 // SetRules swaps the firewall rules; the GeoIP database stays open.
@@ -151,74 +181,104 @@ func (s *Server) SetRules(rules []route.Rule) error {
 // Status reports listeners, their route counts and open connections.
 func (s *Server) Status() Status {
 	counts := map[string]int{}
-	for _, r := range s.table.Load().Routes() {
+	for _, r := range s.routing.Load().table.Routes() {
 		counts[r.Listener]++
 	}
 	st := Status{OpenConnections: s.open.Load()}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, l := range s.opts.Listeners {
-		st.Listeners = append(st.Listeners, ListenerStatus{Name: l.Name, Addr: s.addrs[l.Name], Routes: counts[l.Name]})
+		ls := s.listeners[l.Name]
+		ls.mu.Lock()
+		addr := ls.addr
+		ls.mu.Unlock()
+		st.Listeners = append(st.Listeners, ListenerStatus{Name: l.Name, Addr: addr, Routes: counts[l.Name]})
 	}
 	return st
 }
 
-// MetricsHandler serves the Prometheus metrics of this server.
-func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
-
-// Serve accepts on every listener until ctx ends, then stops accepting,
-// drains for up to ShutdownTimeout and closes what is left. lns supplies
-// pre-bound listeners by name; the others are bound from their Addr.
-func (s *Server) Serve(ctx context.Context, lns map[string]net.Listener) error {
-	defer s.fw.Close() //nolint:errcheck // nothing to do about it at exit
-	bound := make([]net.Listener, 0, len(s.opts.Listeners))
-	closeAll := func() {
-		for _, ln := range bound {
-			ln.Close() //nolint:errcheck,gosec // shutting down
-		}
+// Listen binds the address of the listener called name.
+func (s *Server) Listen(ctx context.Context, name string) (net.Listener, error) {
+	ls, ok := s.listeners[name]
+	if !ok {
+		return nil, fmt.Errorf("proxy: no listener named %q", name)
 	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", ls.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen %s on %s: %w", name, ls.Addr, err)
+	}
+	return ln, nil
+}
+
+// ServeListener accepts on ln as the listener called name until ctx ends,
+// then stops accepting, drains that listener's connections for up to
+// ShutdownTimeout and closes what is left. Each listener is served once.
+func (s *Server) ServeListener(ctx context.Context, name string, ln net.Listener) error {
+	ls, ok := s.listeners[name]
+	if !ok {
+		_ = ln.Close()
+		return fmt.Errorf("proxy: no listener named %q", name)
+	}
+	ls.mu.Lock()
+	if ls.serving {
+		ls.mu.Unlock()
+		_ = ln.Close()
+		return fmt.Errorf("proxy: listener %s is already served", name)
+	}
+	ls.serving = true
+	ls.addr = ln.Addr().String()
+	ls.mu.Unlock()
+
+	front := s.newL7Front(ls)
+	go front.serve()
+	errc := make(chan error, 1)
+	go func() { errc <- s.acceptLoop(ctx, ls, ln, front) }()
+	s.log.Info("proxy listener serving", "listener", name, "addr", ln.Addr().String())
+	var err error
+	select {
+	case <-ctx.Done():
+		_ = ln.Close()
+		err = <-errc
+	case err = <-errc:
+		_ = ln.Close()
+	}
+	s.drain(ls, front)
+	return err
+}
+
+// Serve serves every listener until ctx ends (see ServeListener), then
+// closes the server. lns supplies pre-bound listeners by name; the others
+// are bound from their Addr.
+func (s *Server) Serve(ctx context.Context, lns map[string]net.Listener) error {
+	defer s.Close() //nolint:errcheck // nothing to do about it at exit
+	bound := make(map[string]net.Listener, len(s.opts.Listeners))
 	for _, l := range s.opts.Listeners {
 		ln := lns[l.Name]
 		if ln == nil {
 			var err error
-			ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", l.Addr)
-			if err != nil {
-				closeAll()
-				return fmt.Errorf("proxy: listen %s on %s: %w", l.Name, l.Addr, err)
+			if ln, err = s.Listen(ctx, l.Name); err != nil {
+				for _, b := range bound {
+					b.Close() //nolint:errcheck,gosec // failing
+				}
+				return err
 			}
 		}
-		bound = append(bound, ln)
-		s.mu.Lock()
-		s.addrs[l.Name] = ln.Addr().String()
-		s.mu.Unlock()
+		bound[l.Name] = ln
 	}
-
-	var accepting sync.WaitGroup
-	fronts := make([]*l7Front, len(s.opts.Listeners))
-	errc := make(chan error, len(bound))
-	for i, l := range s.opts.Listeners {
-		fronts[i] = s.newL7Front(l)
-		go fronts[i].serve()
-		accepting.Go(func() {
-			if err := s.acceptLoop(ctx, l, bound[i], fronts[i]); err != nil {
-				errc <- err
-			}
-		})
+	g, gctx := errgroup.WithContext(ctx)
+	for name, ln := range bound {
+		g.Go(func() error { return s.ServeListener(gctx, name, ln) })
 	}
-	s.log.Info("mc-proxy serving", "listeners", s.Status().Listeners)
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
-	}
-	closeAll()
-	accepting.Wait()
-	s.drain(fronts)
-	return serveErr
+	return g.Wait()
 }
 
-func (s *Server) acceptLoop(ctx context.Context, l Listener, ln net.Listener, front *l7Front) error {
+// Close releases what the server holds beyond its listeners (the GeoIP
+// database). Call it after every listener has stopped.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.fw.Close() })
+	return err
+}
+
+func (s *Server) acceptLoop(ctx context.Context, ls *listenerState, ln net.Listener, front *l7Front) error {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -229,53 +289,47 @@ func (s *Server) acceptLoop(ctx context.Context, l Listener, ln net.Listener, fr
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "listener", l.Name, "err", err, "backoff", backoff)
+				s.log.Warn("accept failed; retrying", "listener", ls.Name, "err", err, "backoff", backoff)
 				time.Sleep(backoff)
 				continue
 			}
-			return fmt.Errorf("proxy: accept on %s: %w", l.Name, err)
+			return fmt.Errorf("proxy: accept on %s: %w", ls.Name, err)
 		}
 		backoff = 0
-		tc := s.track(c)
+		tc := s.track(ls, c)
 		if tc == nil {
 			reset(c)
 			continue
 		}
-		go s.handle(ctx, l, tc, front)
+		go s.handle(ctx, ls, tc, front)
 	}
 }
 
-// drain shuts the L7 servers down (GOAWAY to HTTP/2 clients, idle
-// connections closed), waits for the remaining tracked connections (L4
-// relays, hijacked websockets, in-flight requests) and closes whatever is
-// left when ShutdownTimeout passes.
-func (s *Server) drain(fronts []*l7Front) {
+// drain shuts the listener's L7 server down (GOAWAY to HTTP/2 clients,
+// idle connections closed), waits for its remaining tracked connections
+// (L4 relays, hijacked websockets, in-flight requests) and closes
+// whatever is left when ShutdownTimeout passes.
+func (s *Server) drain(ls *listenerState, front *l7Front) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, f := range fronts {
-		wg.Go(func() {
-			if err := f.srv.Shutdown(ctx); err != nil {
-				f.srv.Close() //nolint:errcheck,gosec // forced close after the drain
-			}
-		})
+	ls.mu.Lock()
+	ls.closed = true
+	ls.mu.Unlock()
+	if err := front.srv.Shutdown(ctx); err != nil {
+		front.srv.Close() //nolint:errcheck,gosec // forced close after the drain
 	}
-	wg.Wait()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for s.open.Load() > 0 {
+	for ls.open.Load() > 0 {
 		select {
 		case <-ctx.Done():
-			s.mu.Lock()
-			left := make([]*trackedConn, 0, len(s.conns))
-			for c := range s.conns {
+			ls.mu.Lock()
+			left := make([]*trackedConn, 0, len(ls.conns))
+			for c := range ls.conns {
 				left = append(left, c)
 			}
-			s.mu.Unlock()
-			s.log.Warn("drain timed out; closing connections", "open", len(left))
+			ls.mu.Unlock()
+			s.log.Warn("drain timed out; closing connections", "listener", ls.Name, "open", len(left))
 			for _, c := range left {
 				c.Close() //nolint:errcheck,gosec // forced close
 			}

@@ -53,15 +53,14 @@ func TestL7Curl(t *testing.T) {
 		})
 	}
 
-	metrics := httptest.NewRecorder()
-	env.srv.MetricsHandler().ServeHTTP(metrics, httptest.NewRequest("GET", "/metrics", nil))
+	metrics := env.scrape(t)
 	for _, want := range []string{
 		`mcproxy_route_requests_total{listener="https",host="app.test",mode="l7",outcome="200"} 2`,
 		`mcproxy_route_duration_seconds_count{listener="https",host="app.test",mode="l7"} 2`,
 		`mcproxy_connections_total{listener="https"} 2`,
 	} {
-		if !strings.Contains(metrics.Body.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, metrics.Body.String())
+		if !hasSample(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}
 	}
 	st := env.srv.Status()

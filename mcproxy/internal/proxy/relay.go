@@ -23,13 +23,13 @@ const dialTimeout = 10 * time.Second
 
 // relayL4 connects to the backend, sends the PROXY header and the
 // recorded ClientHello, then copies both ways until both sides are done.
-func (s *Server) relayL4(ctx context.Context, l Listener, rt route.Route, c *trackedConn, hello []byte) {
+func (s *Server) relayL4(ctx context.Context, ls *listenerState, rt route.Route, rm *routeMetrics, c *trackedConn, hello []byte) {
 	start := time.Now()
 	d := net.Dialer{Timeout: dialTimeout}
 	b, err := d.DialContext(ctx, "tcp", rt.Backend)
 	if err != nil {
-		s.log.Warn("l4: backend unreachable", "listener", l.Name, "host", rt.Hostname, "backend", rt.Backend, "client", c.client, "err", err)
-		s.metrics.observe(l.Name, rt, "backend_error", start)
+		s.log.Warn("l4: backend unreachable", "listener", ls.Name, "host", rt.Hostname, "backend", rt.Backend, "client", c.client, "err", err)
+		rm.done(rm.backendError, start)
 		reset(c)
 		return
 	}
@@ -39,17 +39,17 @@ func (s *Server) relayL4(ctx context.Context, l Listener, rt route.Route, c *tra
 	}
 	if _, err := b.Write(first); err != nil {
 		s.log.Warn("l4: write to backend", "backend", rt.Backend, "err", err)
-		s.metrics.observe(l.Name, rt, "backend_error", start)
+		rm.done(rm.backendError, start)
 		b.Close() //nolint:errcheck,gosec // failing
 		reset(c)
 		return
 	}
-	s.metrics.bytes.WithLabelValues(l.Name, "in").Add(float64(len(hello)))
+	ls.m.bytesIn.Add(float64(len(hello)))
 	up, down := relay(c, b, s.opts.IdleTimeout)
-	s.metrics.bytes.WithLabelValues(l.Name, "in").Add(float64(up))
-	s.metrics.bytes.WithLabelValues(l.Name, "out").Add(float64(down))
-	s.metrics.observe(l.Name, rt, "ok", start)
-	s.log.Debug("l4: done", "listener", l.Name, "host", rt.Hostname, "client", c.client, "in", up, "out", down, "duration", time.Since(start))
+	ls.m.bytesIn.Add(float64(up))
+	ls.m.bytesOut.Add(float64(down))
+	rm.done(rm.ok, start)
+	s.log.Debug("l4: done", "listener", ls.Name, "host", rt.Hostname, "client", c.client, "in", up, "out", down, "duration", time.Since(start))
 }
 
 type halfCloser interface {

@@ -2,79 +2,51 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 
-	"golang.org/x/sync/errgroup"
-
-	"git.metacircular.net/metacircular/mcdsl/httpserver"
+	"git.metacircular.net/metacircular/mcdsl/config"
+	"git.metacircular.net/metacircular/mcdsl/grpcserver"
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcproxy/internal/admin"
 	"git.metacircular.net/metacircular/mcproxy/internal/firewall"
 	"git.metacircular.net/metacircular/mcproxy/internal/proxy"
+	"git.metacircular.net/metacircular/mcproxy/internal/route"
 	"git.metacircular.net/metacircular/mcproxy/internal/store"
 )
 
-// Listeners lets tests hand in pre-bound sockets; nil (or missing) ones
-// are bound from the config. Proxy is keyed by listener name.
-type Listeners struct {
-	Proxy   map[string]net.Listener
-	Admin   net.Listener
-	Metrics net.Listener
-}
+// Component names on the service runtime: tests hand pre-bound sockets in
+// under these names (service.Options.Listeners).
+const (
+	// AdminComponent is the admin gRPC API on server.admin_socket.
+	AdminComponent = "admin"
+	// MetricsComponent is the plain-HTTP /metrics on server.metrics_addr.
+	MetricsComponent = "metrics"
+)
 
-// Run serves mc-proxy until ctx is cancelled: it opens the database, seeds
-// it from the TOML if it has never held state, logs one warning listing
-// every TOML/database difference, and serves the data plane from the
-// database's routes and rules, the admin API on the Unix socket and
-// metrics. A cancellation while starting is a clean stop.
-func Run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) error {
-	err := run(ctx, cfg, logger, ls)
-	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
+// ListenerComponent is the component name of the proxy listener called
+// name in mc-proxy.toml: "listener:https".
+func ListenerComponent(name string) string { return "listener:" + name }
 
-func run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) (err error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	// Sockets handed in or bound here are closed on every early return;
-	// once serving, their servers own them.
-	bound := []net.Listener{}
-	defer func() {
-		if err != nil {
-			for _, l := range bound {
-				_ = l.Close()
-			}
-		}
-	}()
-
-	st, err := store.Open(ctx, cfg.Database.Path, logger)
+// Build constructs mc-proxy on rt without binding anything: it opens the
+// database, seeds it from the TOML if it has never held state, logs one
+// warning listing every TOML/database difference, and builds the data
+// plane from the database's routes and rules — one component per
+// [[listeners]] (ListenerComponent) — the admin API on the Unix socket
+// (AdminComponent) and, with server.metrics_addr, the metrics listener
+// (MetricsComponent), which serves the data plane's mcproxy_* series
+// beside the Go runtime, process and admin RPC series.
+func Build(ctx context.Context, cfg *Config, rt *service.Runtime) error {
+	st, err := store.Open(ctx, cfg.Database.Path, rt.Logger)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = st.Close() }()
+	rt.OnClose(st.Close)
 	tomlRoutes, tomlRules := cfg.TOMLRoutes(), cfg.Firewall.Rules()
-	seeded, err := st.Seed(ctx, tomlRoutes, tomlRules)
-	if err != nil {
+	if _, err := seed(ctx, st, cfg, rt.Logger); err != nil {
 		return err
-	}
-	if seeded {
-		logger.Info("seeded the empty database from the configuration", "routes", len(tomlRoutes), "firewall_rules", len(tomlRules))
-	}
-	diff, err := st.Diff(ctx, tomlRoutes, tomlRules)
-	if err != nil {
-		return err
-	}
-	if len(diff) > 0 {
-		// One event, every difference: the database is what is served.
-		logger.Warn("mc-proxy.toml and the database differ; serving the database (mcproxyctl status lists the differences)",
-			"differences", len(diff), "detail", strings.Join(diff, "; "))
 	}
 	routes, err := st.Routes(ctx)
 	if err != nil {
@@ -88,7 +60,62 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) (e
 	if err != nil {
 		return err
 	}
+	px, err := newProxy(cfg, table, rules, rt)
+	if err != nil {
+		return err
+	}
+	rt.OnClose(px.Close)
+	for _, l := range cfg.Listeners {
+		addListener(rt, px, l.Name)
+	}
 
+	check := func(ctx context.Context) error { return st.DB().PingContext(ctx) }
+	rt.SetHealth(check)
+	svc := admin.New(admin.Options{
+		Store: st, Dataplane: px, Stats: statsOf(px), Listeners: cfg.ListenerNames(),
+		TOMLRoutes: tomlRoutes, TOMLRules: tomlRules, Logger: rt.Logger,
+	})
+	gs, err := grpcserver.New(grpcserver.Options{
+		Socket: cfg.Server.AdminSocket, Service: ServiceName, Maps: admin.MethodMaps(),
+		Health: check, Logger: rt.Logger, Metrics: rt.Metrics,
+	})
+	if err != nil {
+		return err
+	}
+	admin.Register(gs, svc)
+	rt.GRPCAs(AdminComponent, gs)
+
+	// mc-proxy has no HTTP API of its own: from its [server] section the
+	// runtime adds only the metrics listener (MetricsComponent).
+	return rt.HTTP(config.Server{MetricsAddr: cfg.Server.MetricsAddr, ShutdownTimeout: cfg.Server.ShutdownTimeout}, nil)
+}
+
+// seed stores the TOML's routes and rules in a database that has never
+// held state, and logs what it did and, in one warning, every difference
+// between the TOML and the database. It returns the differences.
+func seed(ctx context.Context, st *store.Store, cfg *Config, logger *slog.Logger) ([]string, error) {
+	tomlRoutes, tomlRules := cfg.TOMLRoutes(), cfg.Firewall.Rules()
+	seeded, err := st.Seed(ctx, tomlRoutes, tomlRules)
+	if err != nil {
+		return nil, err
+	}
+	if seeded {
+		logger.Info("seeded the empty database from the configuration", "routes", len(tomlRoutes), "firewall_rules", len(tomlRules))
+	}
+	diff, err := st.Diff(ctx, tomlRoutes, tomlRules)
+	if err != nil {
+		return nil, err
+	}
+	if len(diff) > 0 {
+		// One event, every difference: the database is what is served.
+		logger.Warn("mc-proxy.toml and the database differ; serving the database (mcproxyctl status lists the differences)",
+			"differences", len(diff), "detail", strings.Join(diff, "; "))
+	}
+	return diff, nil
+}
+
+// newProxy builds the data plane, reporting to rt's metrics registry.
+func newProxy(cfg *Config, table *route.Table, rules []route.Rule, rt *service.Runtime) (*proxy.Server, error) {
 	opts := proxy.Options{
 		HelloTimeout:       cfg.Timeouts.Hello.Duration,
 		ProxyHeaderTimeout: cfg.Timeouts.ProxyHeader.Duration,
@@ -98,93 +125,47 @@ func run(ctx context.Context, cfg *Config, logger *slog.Logger, ls Listeners) (e
 			Rules: rules, GeoIPPath: cfg.Firewall.GeoIPDB,
 			RatePerSecond: cfg.Firewall.RatePerSecond, Burst: cfg.Firewall.Burst,
 		},
-		Logger: logger,
+		Metrics: rt.Metrics.Registerer(),
+		Logger:  rt.Logger,
 	}
 	for _, l := range cfg.Listeners {
 		pl := proxy.Listener{Name: l.Name, Addr: l.Addr, AcceptProxyProtocol: l.ProxyProtocol}
 		for _, p := range l.TrustedProxies {
 			prefix, err := parsePrefix(p)
 			if err != nil {
-				return fmt.Errorf("listener %s: %w", l.Name, err)
+				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 			}
 			pl.TrustedProxies = append(pl.TrustedProxies, prefix)
 		}
 		opts.Listeners = append(opts.Listeners, pl)
 	}
-	px, err := proxy.New(opts, table)
-	if err != nil {
-		return err
-	}
+	return proxy.New(opts, table)
+}
 
-	svc := admin.New(admin.Options{
-		Store: st, Dataplane: px, Stats: statsOf(px), Listeners: cfg.ListenerNames(),
-		TOMLRoutes: tomlRoutes, TOMLRules: tomlRules, Logger: logger,
-	})
-	gs := admin.NewGRPC(svc, logger)
-	var ms *httpserver.Server
-	if cfg.Server.MetricsAddr != "" || ls.Metrics != nil {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", px.MetricsHandler())
-		// Scrapes are not logged: one line every few seconds is noise.
-		if ms, err = httpserver.New(httpserver.Options{Addr: cfg.Server.MetricsAddr, Plain: true}, mux); err != nil {
-			return err
-		}
-	}
-
-	// Bind everything before serving anything, so a taken port cannot
-	// leave the rest running behind a returned error.
-	lns := make(map[string]net.Listener, len(cfg.Listeners))
-	var lc net.ListenConfig
-	for _, l := range cfg.Listeners {
-		ln := ls.Proxy[l.Name]
-		if ln == nil {
-			if ln, err = lc.Listen(ctx, "tcp", l.Addr); err != nil {
-				return fmt.Errorf("listener %s: %w", l.Name, err)
+// addListener adds the proxy listener name as a component: bound from its
+// addr (or handed in under ListenerComponent(name)), then served until
+// the service stops, with its own drain.
+func addListener(rt *service.Runtime, px *proxy.Server, name string) {
+	component := ListenerComponent(name)
+	var ln net.Listener
+	rt.Add(component, func(ctx context.Context) (string, error) {
+		if pre, ok := rt.Listener(component); ok {
+			ln = pre
+		} else {
+			l, err := px.Listen(ctx, name)
+			if err != nil {
+				return "", err
 			}
+			ln = l
 		}
-		bound = append(bound, ln)
-		lns[l.Name] = ln
-	}
-	adminLn := ls.Admin
-	if adminLn == nil {
-		if adminLn, err = admin.Listen(cfg.Server.AdminSocket); err != nil {
-			return err
+		return ln.Addr().String(), nil
+	}, func(ctx context.Context) error {
+		return px.ServeListener(ctx, name, ln)
+	}, func() {
+		if ln != nil {
+			_ = ln.Close()
 		}
-	}
-	bound = append(bound, adminLn)
-	metricsLn := ls.Metrics
-	if ms != nil && metricsLn == nil {
-		if metricsLn, err = lc.Listen(ctx, "tcp", cfg.Server.MetricsAddr); err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-		bound = append(bound, metricsLn)
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return px.Serve(gctx, lns) })
-	g.Go(func() error {
-		errc := make(chan error, 1)
-		go func() { errc <- gs.Serve(adminLn) }()
-		logger.Info("admin API listening", "socket", adminLn.Addr().String())
-		select {
-		case err := <-errc:
-			return fmt.Errorf("admin API: %w", err)
-		case <-gctx.Done():
-		}
-		// Admin calls are short; GracefulStop waits for them.
-		gs.GracefulStop()
-		if err := <-errc; err != nil {
-			return fmt.Errorf("admin API: %w", err)
-		}
-		return nil
 	})
-	if ms != nil {
-		g.Go(func() error { return ms.Serve(gctx, metricsLn) })
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("mc-proxy: %w", err)
-	}
-	return nil
 }
 
 // statsOf adapts the proxy's status to the admin service's view.

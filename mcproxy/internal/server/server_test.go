@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
-	mcproxyv1 "git.metacircular.net/metacircular/mcproxy/gen/mcproxy/v1"
-	"git.metacircular.net/metacircular/mcproxy/internal/admin"
+	"git.metacircular.net/metacircular/mcproxy/client"
 	"git.metacircular.net/metacircular/mcproxy/internal/server"
 )
 
@@ -92,13 +92,17 @@ func backend(t *testing.T, pki *tlstest.PKI, name string) string {
 }
 
 type running struct {
-	cfg    *server.Config
-	logs   *syncbuf.Buffer
-	client mcproxyv1.AdminServiceClient
-	proxy  string
-	stop   func() error
+	cfg     *server.Config
+	logs    *syncbuf.Buffer
+	client  *client.Client
+	proxy   string
+	metrics string
+	stop    func() error
 }
 
+// startServer runs mc-proxy as "mc-proxy server" does, on the service
+// runtime, with its "https" listener and its metrics listener pre-bound
+// on loopback ports chosen by the kernel.
 func startServer(t *testing.T, cfgPath string) *running {
 	t.Helper()
 	cfg, err := server.LoadConfig(cfgPath)
@@ -118,16 +122,27 @@ func startServer(t *testing.T, cfgPath string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, cfg, logger, server.Listeners{Proxy: map[string]net.Listener{"https": ln}, Metrics: mln})
+		done <- service.Run(ctx, service.Options{
+			Name: server.ServiceName, Logger: logger,
+			Listeners: map[string]net.Listener{server.ListenerComponent("https"): ln, server.MetricsComponent: mln},
+		}, func(ctx context.Context, rt *service.Runtime) error { return server.Build(ctx, cfg, rt) })
 	}()
-	client, cc, err := admin.Dial(cfg.Server.AdminSocket)
+	// Calling before the socket exists would put the connection into
+	// gRPC's reconnect backoff.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(cfg.Server.AdminSocket); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := client.New(cfg.Server.AdminSocket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for {
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := client.Status(cctx, &mcproxyv1.StatusRequest{})
+		_, err := c.Status(cctx)
 		ccancel()
 		if err == nil {
 			break
@@ -142,14 +157,14 @@ func startServer(t *testing.T, cfgPath string) *running {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r := &running{cfg: cfg, logs: logs, client: client, proxy: ln.Addr().String()}
+	r := &running{cfg: cfg, logs: logs, client: c, proxy: ln.Addr().String(), metrics: "http://" + mln.Addr().String() + "/metrics"}
 	stopped := false
 	r.stop = func() error {
 		if stopped {
 			return nil
 		}
 		stopped = true
-		_ = cc.Close()
+		_ = c.Close()
 		cancel()
 		select {
 		case err := <-done:
@@ -160,15 +175,27 @@ func startServer(t *testing.T, cfgPath string) *running {
 	}
 	t.Cleanup(func() { _ = r.stop() })
 	// The metrics endpoint serves.
-	resp, err := http.Get("http://" + mln.Addr().String() + "/metrics")
-	if err != nil {
+	if _, err := scrape(r.metrics); err != nil {
 		t.Fatal(err)
 	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics = %d", resp.StatusCode)
-	}
 	return r
+}
+
+// scrape reads the metrics page at url.
+func scrape(url string) (string, error) {
+	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own loopback server
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s = %d", url, resp.StatusCode)
+	}
+	return string(b), nil
 }
 
 // through connects to the proxy with SNI host and returns the backend's
@@ -198,6 +225,7 @@ func TestRunSeedsServesAndKeepsAdminChangesAcrossRestarts(t *testing.T) {
 	apiBackend := backend(t, pki, "api.example")
 	cfgPath := writeConfig(t, dir, fmt.Sprintf(`[server]
 admin_socket = %q
+metrics_addr = "127.0.0.1:0"
 shutdown_timeout = "2s"
 [database]
 path = %q
@@ -227,16 +255,37 @@ blocked_cidrs = ["192.0.2.0/24"]
 	if _, err := through(t, pki, a.proxy, "api.example"); err == nil {
 		t.Fatal("unknown SNI was proxied")
 	}
-	if _, err := a.client.AddRoute(ctx, &mcproxyv1.AddRouteRequest{Route: &mcproxyv1.Route{
-		Listener: "https", Hostname: "api.example", Mode: "l4", Backend: apiBackend,
-	}}); err != nil {
+	if _, _, err := a.client.AddRoute(ctx, client.Route{Listener: "https", Hostname: "api.example", Mode: client.ModeL4, Backend: apiBackend}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := through(t, pki, a.proxy, "API.example"); err != nil || got != "hello from api.example" {
 		t.Fatalf("route added over the API: %q, %v", got, err)
 	}
+	// One metrics page: the data plane's series, the Go runtime's and the
+	// admin API's RPCs.
+	page, err := scrape(a.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`mcproxy_connections_total{listener="https"} `,
+		`mcproxy_route_requests_total{host="api.example",listener="https",mode="l4",outcome="ok"} `,
+		"mcproxy_open_connections ",
+		"go_goroutines ",
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="AddRoute",grpc_service="mcproxy.v1.AdminService"} 1`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 	if err := a.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	logs := a.logs.String()
+	for _, want := range []string{"msg=\"mc-proxy started\"", "listener:https=" + a.proxy, "admin=" + a.cfg.Server.AdminSocket, "metrics=127.0.0.1:", "msg=\"mc-proxy stopped cleanly\""} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
 	}
 	if _, err := os.Stat(a.cfg.Server.AdminSocket); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("admin socket left behind: %v", err)
@@ -246,16 +295,99 @@ blocked_cidrs = ["192.0.2.0/24"]
 	if got, err := through(t, pki, b.proxy, "api.example"); err != nil || got != "hello from api.example" {
 		t.Fatalf("after restart, API route: %q, %v", got, err)
 	}
-	logs := b.logs.String()
+	logs = b.logs.String()
 	if n := strings.Count(logs, "mc-proxy.toml and the database differ"); n != 1 || !strings.Contains(logs, "route https/api.example: in the database, not in the TOML") {
 		t.Fatalf("want one divergence warning naming https/api.example, got %d:\n%s", n, logs)
 	}
-	st, err := b.client.Status(ctx, &mcproxyv1.StatusRequest{})
+	st, err := b.client.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetRoutes() != 2 || st.GetFirewallRules() != 1 || len(st.GetDivergence()) != 1 ||
-		len(st.GetListeners()) != 1 || st.GetListeners()[0].GetRoutes() != 2 || st.GetListeners()[0].GetAddr() != b.proxy {
-		t.Fatalf("Status = %v", st)
+	if st.Routes != 2 || st.FirewallRules != 1 || len(st.Divergence) != 1 ||
+		len(st.Listeners) != 1 || st.Listeners[0].Routes != 2 || st.Listeners[0].Addr != b.proxy {
+		t.Fatalf("Status = %+v", st)
+	}
+}
+
+// TestStartFailureReleasesEverything: a metrics port that is taken (bound
+// last) stops the start before anything serves, and what was bound
+// before it (the proxy listener, the admin socket) is released.
+func TestStartFailureReleasesEverything(t *testing.T) {
+	dir := t.TempDir()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = taken.Close() }()
+	sock := filepath.Join(dir, "mc-proxy.sock")
+	cfg, err := server.LoadConfig(writeConfig(t, dir, fmt.Sprintf(`[server]
+admin_socket = %q
+metrics_addr = %q
+[database]
+path = %q
+[[listeners]]
+name = "https"
+addr = "127.0.0.1:0"
+`, sock, taken.Addr().String(), filepath.Join(dir, "mc-proxy.db"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = service.Run(context.Background(), service.Options{Name: server.ServiceName},
+		func(ctx context.Context, rt *service.Runtime) error { return server.Build(ctx, cfg, rt) })
+	if err == nil || !strings.Contains(err.Error(), "metrics:") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Run = %v; want the metrics listener's bind error", err)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("admin socket after a failed start: %v", err)
+	}
+}
+
+// TestDefaultSocket: mcproxyctl's default socket is the example
+// configuration's server.admin_socket.
+func TestDefaultSocket(t *testing.T) {
+	cfg, err := server.LoadConfig("../../deploy/examples/mc-proxy.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.AdminSocket != client.DefaultSocket {
+		t.Fatalf("example admin_socket %q, client.DefaultSocket %q", cfg.Server.AdminSocket, client.DefaultSocket)
+	}
+}
+
+// TestInit: init seeds a new database as the server would, and once
+// seeded changes nothing and lists the TOML/database differences.
+func TestInit(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	body := fmt.Sprintf(`[server]
+admin_socket = %q
+[database]
+path = %q
+[[listeners]]
+name = "https"
+addr = "127.0.0.1:0"
+[[routes]]
+listener = "https"
+hostname = "seed.example"
+mode = "l4"
+backend = "127.0.0.1:9"
+`, filepath.Join(dir, "mc-proxy.sock"), filepath.Join(dir, "mc-proxy.db"))
+	cfg, err := server.LoadConfig(writeConfig(t, dir, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := server.Init(ctx, cfg, &out); err != nil || !strings.Contains(out.String(), "seeded") || !strings.Contains(out.String(), "(1 routes, 0 firewall rules)") {
+		t.Fatalf("first init: %v\n%s", err, out.String())
+	}
+	// The TOML changes after seeding: init reports it and keeps the database.
+	cfg, err = server.LoadConfig(writeConfig(t, dir, strings.Replace(body, "127.0.0.1:9", "127.0.0.1:10", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := server.Init(ctx, cfg, &out); err != nil || !strings.Contains(out.String(), "nothing changed") ||
+		!strings.Contains(out.String(), "route https/seed.example: differs: backend toml=127.0.0.1:10 db=127.0.0.1:9") {
+		t.Fatalf("second init: %v\n%s", err, out.String())
 	}
 }

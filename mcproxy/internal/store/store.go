@@ -3,19 +3,19 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/db"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
 // ErrNotFound is returned when a route or rule to remove does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = apierr.New(apierr.NotFound, "not found")
 
 // seededKey is the meta row that marks a database as initialized. It is
 // written by Seed even when the TOML has nothing to seed, so a database

@@ -4,11 +4,12 @@
 // 	protoc        v3.21.12
 // source: mcias/v1/mcias.proto
 
-// Package mcias.v1 is the gRPC API of MCIAS, the platform's identity and
-// access service. It mirrors the REST API one RPC per endpoint: both call
-// the same domain methods, so they accept the same input and answer alike
-// (REST 400/401/403/404/409/429 are InvalidArgument, Unauthenticated,
-// PermissionDenied, NotFound, AlreadyExists and ResourceExhausted here).
+// Package mcias.v1 is the API of MCIAS, the platform's identity and access
+// service: gRPC, and the REST API generated from it with grpc-gateway from
+// the HTTP rules in http.yaml beside this file, so the two faces cannot
+// drift apart (REST 400/401/403/404/409/429 are InvalidArgument,
+// Unauthenticated, PermissionDenied, NotFound, AlreadyExists and
+// ResourceExhausted here). Field names are the REST JSON names.
 //
 // Authentication is a bearer token in the "authorization" metadata
 // ("Bearer <token>"). Login, ValidateToken and GetJWKS need none; every
@@ -23,7 +24,7 @@ package mciasv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -600,17 +601,20 @@ func (x *ValidateTokenRequest) GetToken() string {
 }
 
 // ValidateTokenResponse says whether the token is valid and, if it is,
-// whose it is. All fields but valid are empty for an invalid token.
+// whose it is. For an invalid token only valid is set, and the REST answer
+// is exactly {"valid":false}: the other fields are optional (present only
+// for a valid token), which is also why roles is a ListValue (a list of
+// strings) rather than a repeated field, which would always be present.
 type ValidateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Valid bool                   `protobuf:"varint,1,opt,name=valid,proto3" json:"valid,omitempty"`
 	// subject is the account ID.
-	Subject     string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
-	Username    string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
-	AccountType string `protobuf:"bytes,4,opt,name=account_type,json=accountType,proto3" json:"account_type,omitempty"`
-	// roles are the account's current roles.
-	Roles         []string               `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Subject     *string `protobuf:"bytes,2,opt,name=subject,proto3,oneof" json:"subject,omitempty"`
+	Username    *string `protobuf:"bytes,3,opt,name=username,proto3,oneof" json:"username,omitempty"`
+	AccountType *string `protobuf:"bytes,4,opt,name=account_type,json=accountType,proto3,oneof" json:"account_type,omitempty"`
+	// roles are the account's current roles: strings, possibly none.
+	Roles         *structpb.ListValue    `protobuf:"bytes,5,opt,name=roles,proto3,oneof" json:"roles,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3,oneof" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -653,27 +657,27 @@ func (x *ValidateTokenResponse) GetValid() bool {
 }
 
 func (x *ValidateTokenResponse) GetSubject() string {
-	if x != nil {
-		return x.Subject
+	if x != nil && x.Subject != nil {
+		return *x.Subject
 	}
 	return ""
 }
 
 func (x *ValidateTokenResponse) GetUsername() string {
-	if x != nil {
-		return x.Username
+	if x != nil && x.Username != nil {
+		return *x.Username
 	}
 	return ""
 }
 
 func (x *ValidateTokenResponse) GetAccountType() string {
-	if x != nil {
-		return x.AccountType
+	if x != nil && x.AccountType != nil {
+		return *x.AccountType
 	}
 	return ""
 }
 
-func (x *ValidateTokenResponse) GetRoles() []string {
+func (x *ValidateTokenResponse) GetRoles() *structpb.ListValue {
 	if x != nil {
 		return x.Roles
 	}
@@ -806,14 +810,18 @@ func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
 	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{12}
 }
 
-// WhoAmIResponse describes the caller's token.
+// WhoAmIResponse describes the caller's token, in the shape of a valid
+// ValidateTokenResponse.
 type WhoAmIResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subject       string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	AccountType   string                 `protobuf:"bytes,3,opt,name=account_type,json=accountType,proto3" json:"account_type,omitempty"`
-	Roles         []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Subject     string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Username    string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	AccountType string                 `protobuf:"bytes,3,opt,name=account_type,json=accountType,proto3" json:"account_type,omitempty"`
+	Roles       []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// valid is always true: a caller whose token is not valid gets
+	// Unauthenticated instead.
+	Valid         bool `protobuf:"varint,6,opt,name=valid,proto3" json:"valid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,6 +889,13 @@ func (x *WhoAmIResponse) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *WhoAmIResponse) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
 }
 
 // ListAccountsRequest is empty.
@@ -1174,60 +1189,17 @@ func (x *GetAccountResponse) GetAccount() *Account {
 	return nil
 }
 
-// RoleList is a set of roles whose presence matters: an absent RoleList
-// leaves roles unchanged, an empty one removes them all.
-type RoleList struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Roles         []string               `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RoleList) Reset() {
-	*x = RoleList{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[20]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RoleList) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RoleList) ProtoMessage() {}
-
-func (x *RoleList) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[20]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RoleList.ProtoReflect.Descriptor instead.
-func (*RoleList) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{20}
-}
-
-func (x *RoleList) GetRoles() []string {
-	if x != nil {
-		return x.Roles
-	}
-	return nil
-}
-
 // UpdateAccountRequest changes the fields that are set.
 type UpdateAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// account is an account ID or username.
 	Account string `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	// status is "active" or "disabled".
-	Status *string   `protobuf:"bytes,2,opt,name=status,proto3,oneof" json:"status,omitempty"`
-	Roles  *RoleList `protobuf:"bytes,3,opt,name=roles,proto3" json:"roles,omitempty"`
+	Status *string `protobuf:"bytes,2,opt,name=status,proto3,oneof" json:"status,omitempty"`
+	// roles replace the account's roles when present (a list of role
+	// strings; REST: a JSON array); absent leaves them unchanged and an
+	// empty list removes them all.
+	Roles *structpb.ListValue `protobuf:"bytes,3,opt,name=roles,proto3" json:"roles,omitempty"`
 	// password resets the account's password.
 	Password      *string `protobuf:"bytes,4,opt,name=password,proto3,oneof" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1236,7 +1208,7 @@ type UpdateAccountRequest struct {
 
 func (x *UpdateAccountRequest) Reset() {
 	*x = UpdateAccountRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[21]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1220,7 @@ func (x *UpdateAccountRequest) String() string {
 func (*UpdateAccountRequest) ProtoMessage() {}
 
 func (x *UpdateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[21]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1233,7 @@ func (x *UpdateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAccountRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{21}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateAccountRequest) GetAccount() string {
@@ -1278,7 +1250,7 @@ func (x *UpdateAccountRequest) GetStatus() string {
 	return ""
 }
 
-func (x *UpdateAccountRequest) GetRoles() *RoleList {
+func (x *UpdateAccountRequest) GetRoles() *structpb.ListValue {
 	if x != nil {
 		return x.Roles
 	}
@@ -1302,7 +1274,7 @@ type UpdateAccountResponse struct {
 
 func (x *UpdateAccountResponse) Reset() {
 	*x = UpdateAccountResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[22]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1286,7 @@ func (x *UpdateAccountResponse) String() string {
 func (*UpdateAccountResponse) ProtoMessage() {}
 
 func (x *UpdateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[22]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1299,7 @@ func (x *UpdateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAccountResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{22}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateAccountResponse) GetAccount() *Account {
@@ -1348,7 +1320,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[23]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1332,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[23]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1345,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{23}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteAccountRequest) GetAccount() string {
@@ -1392,7 +1364,7 @@ type DeleteAccountResponse struct {
 
 func (x *DeleteAccountResponse) Reset() {
 	*x = DeleteAccountResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[24]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1376,7 @@ func (x *DeleteAccountResponse) String() string {
 func (*DeleteAccountResponse) ProtoMessage() {}
 
 func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[24]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1389,7 @@ func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{24}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{23}
 }
 
 // SetRolesRequest replaces an account's roles.
@@ -1433,7 +1405,7 @@ type SetRolesRequest struct {
 
 func (x *SetRolesRequest) Reset() {
 	*x = SetRolesRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[25]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1445,7 +1417,7 @@ func (x *SetRolesRequest) String() string {
 func (*SetRolesRequest) ProtoMessage() {}
 
 func (x *SetRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[25]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1458,7 +1430,7 @@ func (x *SetRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRolesRequest.ProtoReflect.Descriptor instead.
 func (*SetRolesRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{25}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetRolesRequest) GetAccount() string {
@@ -1485,7 +1457,7 @@ type SetRolesResponse struct {
 
 func (x *SetRolesResponse) Reset() {
 	*x = SetRolesResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[26]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1469,7 @@ func (x *SetRolesResponse) String() string {
 func (*SetRolesResponse) ProtoMessage() {}
 
 func (x *SetRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[26]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1482,7 @@ func (x *SetRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRolesResponse.ProtoReflect.Descriptor instead.
 func (*SetRolesResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{26}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetRolesResponse) GetAccount() *Account {
@@ -1533,7 +1505,7 @@ type ChangePasswordRequest struct {
 
 func (x *ChangePasswordRequest) Reset() {
 	*x = ChangePasswordRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[27]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1517,7 @@ func (x *ChangePasswordRequest) String() string {
 func (*ChangePasswordRequest) ProtoMessage() {}
 
 func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[27]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1530,7 @@ func (x *ChangePasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordRequest.ProtoReflect.Descriptor instead.
 func (*ChangePasswordRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{27}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ChangePasswordRequest) GetAccount() string {
@@ -1591,7 +1563,7 @@ type ChangePasswordResponse struct {
 
 func (x *ChangePasswordResponse) Reset() {
 	*x = ChangePasswordResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[28]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1603,7 +1575,7 @@ func (x *ChangePasswordResponse) String() string {
 func (*ChangePasswordResponse) ProtoMessage() {}
 
 func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[28]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,7 +1588,7 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{28}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{27}
 }
 
 // IssueSystemTokenRequest asks for a system account token.
@@ -1624,16 +1596,17 @@ type IssueSystemTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// account is a system account's ID or username.
 	Account string `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	// ttl is the token lifetime; unset means the configured system token
-	// lifetime, which is also the maximum. When set it must be positive.
-	Ttl           *durationpb.Duration `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// ttl is the token lifetime as a Go duration ("720h"); empty means the
+	// configured system token lifetime, which is also the maximum. When set
+	// it must be positive.
+	Ttl           string `protobuf:"bytes,2,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IssueSystemTokenRequest) Reset() {
 	*x = IssueSystemTokenRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[29]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1618,7 @@ func (x *IssueSystemTokenRequest) String() string {
 func (*IssueSystemTokenRequest) ProtoMessage() {}
 
 func (x *IssueSystemTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[29]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1631,7 @@ func (x *IssueSystemTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueSystemTokenRequest.ProtoReflect.Descriptor instead.
 func (*IssueSystemTokenRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{29}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *IssueSystemTokenRequest) GetAccount() string {
@@ -1668,11 +1641,11 @@ func (x *IssueSystemTokenRequest) GetAccount() string {
 	return ""
 }
 
-func (x *IssueSystemTokenRequest) GetTtl() *durationpb.Duration {
+func (x *IssueSystemTokenRequest) GetTtl() string {
 	if x != nil {
 		return x.Ttl
 	}
-	return nil
+	return ""
 }
 
 // IssueSystemTokenResponse carries the issued token.
@@ -1686,7 +1659,7 @@ type IssueSystemTokenResponse struct {
 
 func (x *IssueSystemTokenResponse) Reset() {
 	*x = IssueSystemTokenResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[30]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1671,7 @@ func (x *IssueSystemTokenResponse) String() string {
 func (*IssueSystemTokenResponse) ProtoMessage() {}
 
 func (x *IssueSystemTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[30]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1684,7 @@ func (x *IssueSystemTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueSystemTokenResponse.ProtoReflect.Descriptor instead.
 func (*IssueSystemTokenResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{30}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IssueSystemTokenResponse) GetToken() string {
@@ -1739,7 +1712,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[31]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1724,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[31]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1737,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{31}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListTokensRequest) GetAccount() string {
@@ -1790,7 +1763,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[32]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1775,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[32]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1788,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{32}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TokenInfo) GetJti() string {
@@ -1863,7 +1836,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[33]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +1848,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[33]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +1861,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{33}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -1909,7 +1882,7 @@ type EnrollTOTPRequest struct {
 
 func (x *EnrollTOTPRequest) Reset() {
 	*x = EnrollTOTPRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[34]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +1894,7 @@ func (x *EnrollTOTPRequest) String() string {
 func (*EnrollTOTPRequest) ProtoMessage() {}
 
 func (x *EnrollTOTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[34]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +1907,7 @@ func (x *EnrollTOTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollTOTPRequest.ProtoReflect.Descriptor instead.
 func (*EnrollTOTPRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{34}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *EnrollTOTPRequest) GetAccount() string {
@@ -1957,7 +1930,7 @@ type EnrollTOTPResponse struct {
 
 func (x *EnrollTOTPResponse) Reset() {
 	*x = EnrollTOTPResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[35]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +1942,7 @@ func (x *EnrollTOTPResponse) String() string {
 func (*EnrollTOTPResponse) ProtoMessage() {}
 
 func (x *EnrollTOTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[35]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +1955,7 @@ func (x *EnrollTOTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollTOTPResponse.ProtoReflect.Descriptor instead.
 func (*EnrollTOTPResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{35}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EnrollTOTPResponse) GetSecret() string {
@@ -2012,7 +1985,7 @@ type ConfirmTOTPRequest struct {
 
 func (x *ConfirmTOTPRequest) Reset() {
 	*x = ConfirmTOTPRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[36]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +1997,7 @@ func (x *ConfirmTOTPRequest) String() string {
 func (*ConfirmTOTPRequest) ProtoMessage() {}
 
 func (x *ConfirmTOTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[36]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2010,7 @@ func (x *ConfirmTOTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTOTPRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmTOTPRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{36}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConfirmTOTPRequest) GetAccount() string {
@@ -2064,7 +2037,7 @@ type ConfirmTOTPResponse struct {
 
 func (x *ConfirmTOTPResponse) Reset() {
 	*x = ConfirmTOTPResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[37]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2049,7 @@ func (x *ConfirmTOTPResponse) String() string {
 func (*ConfirmTOTPResponse) ProtoMessage() {}
 
 func (x *ConfirmTOTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[37]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2062,7 @@ func (x *ConfirmTOTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmTOTPResponse.ProtoReflect.Descriptor instead.
 func (*ConfirmTOTPResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{37}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConfirmTOTPResponse) GetRecoveryCodes() []string {
@@ -2113,7 +2086,7 @@ type DisableTOTPRequest struct {
 
 func (x *DisableTOTPRequest) Reset() {
 	*x = DisableTOTPRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[38]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2098,7 @@ func (x *DisableTOTPRequest) String() string {
 func (*DisableTOTPRequest) ProtoMessage() {}
 
 func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[38]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2111,7 @@ func (x *DisableTOTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTOTPRequest.ProtoReflect.Descriptor instead.
 func (*DisableTOTPRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{38}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DisableTOTPRequest) GetAccount() string {
@@ -2164,7 +2137,7 @@ type DisableTOTPResponse struct {
 
 func (x *DisableTOTPResponse) Reset() {
 	*x = DisableTOTPResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[39]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2149,7 @@ func (x *DisableTOTPResponse) String() string {
 func (*DisableTOTPResponse) ProtoMessage() {}
 
 func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[39]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2162,7 @@ func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableTOTPResponse.ProtoReflect.Descriptor instead.
 func (*DisableTOTPResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{39}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{38}
 }
 
 // ListPoliciesRequest is empty.
@@ -2201,7 +2174,7 @@ type ListPoliciesRequest struct {
 
 func (x *ListPoliciesRequest) Reset() {
 	*x = ListPoliciesRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[40]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2186,7 @@ func (x *ListPoliciesRequest) String() string {
 func (*ListPoliciesRequest) ProtoMessage() {}
 
 func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[40]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2199,7 @@ func (x *ListPoliciesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesRequest.ProtoReflect.Descriptor instead.
 func (*ListPoliciesRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{40}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{39}
 }
 
 // ListPoliciesResponse lists the rules in evaluation order.
@@ -2239,7 +2212,7 @@ type ListPoliciesResponse struct {
 
 func (x *ListPoliciesResponse) Reset() {
 	*x = ListPoliciesResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[41]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2224,7 @@ func (x *ListPoliciesResponse) String() string {
 func (*ListPoliciesResponse) ProtoMessage() {}
 
 func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[41]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2237,7 @@ func (x *ListPoliciesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPoliciesResponse.ProtoReflect.Descriptor instead.
 func (*ListPoliciesResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{41}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListPoliciesResponse) GetPolicies() []*Policy {
@@ -2284,7 +2257,7 @@ type CreatePolicyRequest struct {
 
 func (x *CreatePolicyRequest) Reset() {
 	*x = CreatePolicyRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[42]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2296,7 +2269,7 @@ func (x *CreatePolicyRequest) String() string {
 func (*CreatePolicyRequest) ProtoMessage() {}
 
 func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[42]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2309,7 +2282,7 @@ func (x *CreatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{42}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreatePolicyRequest) GetPolicy() *Policy {
@@ -2329,7 +2302,7 @@ type CreatePolicyResponse struct {
 
 func (x *CreatePolicyResponse) Reset() {
 	*x = CreatePolicyResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[43]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2341,7 +2314,7 @@ func (x *CreatePolicyResponse) String() string {
 func (*CreatePolicyResponse) ProtoMessage() {}
 
 func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[43]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2354,7 +2327,7 @@ func (x *CreatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*CreatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{43}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CreatePolicyResponse) GetPolicy() *Policy {
@@ -2375,7 +2348,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[44]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2360,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[44]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2373,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{44}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetPolicyRequest) GetId() int64 {
@@ -2420,7 +2393,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[45]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2432,7 +2405,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[45]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2445,7 +2418,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{45}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *Policy {
@@ -2465,7 +2438,7 @@ type UpdatePolicyRequest struct {
 
 func (x *UpdatePolicyRequest) Reset() {
 	*x = UpdatePolicyRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[46]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2450,7 @@ func (x *UpdatePolicyRequest) String() string {
 func (*UpdatePolicyRequest) ProtoMessage() {}
 
 func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[46]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2463,7 @@ func (x *UpdatePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{46}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdatePolicyRequest) GetPolicy() *Policy {
@@ -2510,7 +2483,7 @@ type UpdatePolicyResponse struct {
 
 func (x *UpdatePolicyResponse) Reset() {
 	*x = UpdatePolicyResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[47]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2495,7 @@ func (x *UpdatePolicyResponse) String() string {
 func (*UpdatePolicyResponse) ProtoMessage() {}
 
 func (x *UpdatePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[47]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2508,7 @@ func (x *UpdatePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePolicyResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{47}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdatePolicyResponse) GetPolicy() *Policy {
@@ -2556,7 +2529,7 @@ type DeletePolicyRequest struct {
 
 func (x *DeletePolicyRequest) Reset() {
 	*x = DeletePolicyRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[48]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2568,7 +2541,7 @@ func (x *DeletePolicyRequest) String() string {
 func (*DeletePolicyRequest) ProtoMessage() {}
 
 func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[48]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2581,7 +2554,7 @@ func (x *DeletePolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyRequest.ProtoReflect.Descriptor instead.
 func (*DeletePolicyRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{48}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeletePolicyRequest) GetId() int64 {
@@ -2600,7 +2573,7 @@ type DeletePolicyResponse struct {
 
 func (x *DeletePolicyResponse) Reset() {
 	*x = DeletePolicyResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[49]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2585,7 @@ func (x *DeletePolicyResponse) String() string {
 func (*DeletePolicyResponse) ProtoMessage() {}
 
 func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[49]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2598,7 @@ func (x *DeletePolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePolicyResponse.ProtoReflect.Descriptor instead.
 func (*DeletePolicyResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{49}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{48}
 }
 
 // SigningKey describes a signing key (public facts only).
@@ -2642,7 +2615,7 @@ type SigningKey struct {
 
 func (x *SigningKey) Reset() {
 	*x = SigningKey{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[50]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2627,7 @@ func (x *SigningKey) String() string {
 func (*SigningKey) ProtoMessage() {}
 
 func (x *SigningKey) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[50]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2640,7 @@ func (x *SigningKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
 func (*SigningKey) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{50}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SigningKey) GetKid() string {
@@ -2700,7 +2673,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[51]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +2685,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[51]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2698,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{51}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{50}
 }
 
 // ListKeysResponse lists the signing keys.
@@ -2738,7 +2711,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[52]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +2723,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[52]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +2736,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{52}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListKeysResponse) GetKeys() []*SigningKey {
@@ -2782,7 +2755,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[53]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +2767,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[53]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +2780,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{53}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{52}
 }
 
 // RotateKeyResponse is the new active key.
@@ -2820,7 +2793,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[54]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2805,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[54]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2818,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{54}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RotateKeyResponse) GetKey() *SigningKey {
@@ -2875,7 +2848,7 @@ type JWK struct {
 
 func (x *JWK) Reset() {
 	*x = JWK{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[55]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +2860,7 @@ func (x *JWK) String() string {
 func (*JWK) ProtoMessage() {}
 
 func (x *JWK) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[55]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +2873,7 @@ func (x *JWK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JWK.ProtoReflect.Descriptor instead.
 func (*JWK) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{55}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *JWK) GetKty() string {
@@ -2954,7 +2927,7 @@ type GetJWKSRequest struct {
 
 func (x *GetJWKSRequest) Reset() {
 	*x = GetJWKSRequest{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[56]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2966,7 +2939,7 @@ func (x *GetJWKSRequest) String() string {
 func (*GetJWKSRequest) ProtoMessage() {}
 
 func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[56]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2979,7 +2952,7 @@ func (x *GetJWKSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJWKSRequest.ProtoReflect.Descriptor instead.
 func (*GetJWKSRequest) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{56}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{55}
 }
 
 // GetJWKSResponse is the JWK Set, newest key first.
@@ -2992,7 +2965,7 @@ type GetJWKSResponse struct {
 
 func (x *GetJWKSResponse) Reset() {
 	*x = GetJWKSResponse{}
-	mi := &file_mcias_v1_mcias_proto_msgTypes[57]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +2977,7 @@ func (x *GetJWKSResponse) String() string {
 func (*GetJWKSResponse) ProtoMessage() {}
 
 func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mcias_v1_mcias_proto_msgTypes[57]
+	mi := &file_mcias_v1_mcias_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +2990,7 @@ func (x *GetJWKSResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJWKSResponse.ProtoReflect.Descriptor instead.
 func (*GetJWKSResponse) Descriptor() ([]byte, []int) {
-	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{57}
+	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetJWKSResponse) GetKeys() []*JWK {
@@ -3031,7 +3004,7 @@ var File_mcias_v1_mcias_proto protoreflect.FileDescriptor
 
 const file_mcias_v1_mcias_proto_rawDesc = "" +
 	"\n" +
-	"\x14mcias/v1/mcias.proto\x12\bmcias.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x02\n" +
+	"\x14mcias/v1/mcias.proto\x12\bmcias.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x02\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
@@ -3071,26 +3044,33 @@ const file_mcias_v1_mcias_proto_rawDesc = "" +
 	"\rLogoutRequest\"\x10\n" +
 	"\x0eLogoutResponse\",\n" +
 	"\x14ValidateTokenRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\xd7\x01\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"\xcf\x02\n" +
 	"\x15ValidateTokenResponse\x12\x14\n" +
-	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x18\n" +
-	"\asubject\x18\x02 \x01(\tR\asubject\x12\x1a\n" +
-	"\busername\x18\x03 \x01(\tR\busername\x12!\n" +
-	"\faccount_type\x18\x04 \x01(\tR\vaccountType\x12\x14\n" +
-	"\x05roles\x18\x05 \x03(\tR\x05roles\x129\n" +
+	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x1d\n" +
+	"\asubject\x18\x02 \x01(\tH\x00R\asubject\x88\x01\x01\x12\x1f\n" +
+	"\busername\x18\x03 \x01(\tH\x01R\busername\x88\x01\x01\x12&\n" +
+	"\faccount_type\x18\x04 \x01(\tH\x02R\vaccountType\x88\x01\x01\x125\n" +
+	"\x05roles\x18\x05 \x01(\v2\x1a.google.protobuf.ListValueH\x03R\x05roles\x88\x01\x01\x12>\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"&\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampH\x04R\texpiresAt\x88\x01\x01B\n" +
+	"\n" +
+	"\b_subjectB\v\n" +
+	"\t_usernameB\x0f\n" +
+	"\r_account_typeB\b\n" +
+	"\x06_rolesB\r\n" +
+	"\v_expires_at\"&\n" +
 	"\x12RevokeTokenRequest\x12\x10\n" +
 	"\x03jti\x18\x01 \x01(\tR\x03jti\"\x15\n" +
 	"\x13RevokeTokenResponse\"\x0f\n" +
-	"\rWhoAmIRequest\"\xba\x01\n" +
+	"\rWhoAmIRequest\"\xd0\x01\n" +
 	"\x0eWhoAmIResponse\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12!\n" +
 	"\faccount_type\x18\x03 \x01(\tR\vaccountType\x12\x14\n" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x129\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x15\n" +
+	"expires_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x14\n" +
+	"\x05valid\x18\x06 \x01(\bR\x05valid\"\x15\n" +
 	"\x13ListAccountsRequest\"E\n" +
 	"\x14ListAccountsResponse\x12-\n" +
 	"\baccounts\x18\x01 \x03(\v2\x11.mcias.v1.AccountR\baccounts\"\x87\x01\n" +
@@ -3104,13 +3084,11 @@ const file_mcias_v1_mcias_proto_rawDesc = "" +
 	"\x11GetAccountRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\"A\n" +
 	"\x12GetAccountResponse\x12+\n" +
-	"\aaccount\x18\x01 \x01(\v2\x11.mcias.v1.AccountR\aaccount\" \n" +
-	"\bRoleList\x12\x14\n" +
-	"\x05roles\x18\x01 \x03(\tR\x05roles\"\xb0\x01\n" +
+	"\aaccount\x18\x01 \x01(\v2\x11.mcias.v1.AccountR\aaccount\"\xb8\x01\n" +
 	"\x14UpdateAccountRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x1b\n" +
-	"\x06status\x18\x02 \x01(\tH\x00R\x06status\x88\x01\x01\x12(\n" +
-	"\x05roles\x18\x03 \x01(\v2\x12.mcias.v1.RoleListR\x05roles\x12\x1f\n" +
+	"\x06status\x18\x02 \x01(\tH\x00R\x06status\x88\x01\x01\x120\n" +
+	"\x05roles\x18\x03 \x01(\v2\x1a.google.protobuf.ListValueR\x05roles\x12\x1f\n" +
 	"\bpassword\x18\x04 \x01(\tH\x01R\bpassword\x88\x01\x01B\t\n" +
 	"\a_statusB\v\n" +
 	"\t_password\"D\n" +
@@ -3128,10 +3106,10 @@ const file_mcias_v1_mcias_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
 	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"`\n" +
+	"\x16ChangePasswordResponse\"E\n" +
 	"\x17IssueSystemTokenRequest\x12\x18\n" +
-	"\aaccount\x18\x01 \x01(\tR\aaccount\x12+\n" +
-	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"k\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x10\n" +
+	"\x03ttl\x18\x02 \x01(\tR\x03ttl\"k\n" +
 	"\x18IssueSystemTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
 	"\n" +
@@ -3249,7 +3227,7 @@ func file_mcias_v1_mcias_proto_rawDescGZIP() []byte {
 	return file_mcias_v1_mcias_proto_rawDescData
 }
 
-var file_mcias_v1_mcias_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_mcias_v1_mcias_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_mcias_v1_mcias_proto_goTypes = []any{
 	(*Account)(nil),                  // 0: mcias.v1.Account
 	(*Policy)(nil),                   // 1: mcias.v1.Policy
@@ -3271,76 +3249,75 @@ var file_mcias_v1_mcias_proto_goTypes = []any{
 	(*CreateAccountResponse)(nil),    // 17: mcias.v1.CreateAccountResponse
 	(*GetAccountRequest)(nil),        // 18: mcias.v1.GetAccountRequest
 	(*GetAccountResponse)(nil),       // 19: mcias.v1.GetAccountResponse
-	(*RoleList)(nil),                 // 20: mcias.v1.RoleList
-	(*UpdateAccountRequest)(nil),     // 21: mcias.v1.UpdateAccountRequest
-	(*UpdateAccountResponse)(nil),    // 22: mcias.v1.UpdateAccountResponse
-	(*DeleteAccountRequest)(nil),     // 23: mcias.v1.DeleteAccountRequest
-	(*DeleteAccountResponse)(nil),    // 24: mcias.v1.DeleteAccountResponse
-	(*SetRolesRequest)(nil),          // 25: mcias.v1.SetRolesRequest
-	(*SetRolesResponse)(nil),         // 26: mcias.v1.SetRolesResponse
-	(*ChangePasswordRequest)(nil),    // 27: mcias.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),   // 28: mcias.v1.ChangePasswordResponse
-	(*IssueSystemTokenRequest)(nil),  // 29: mcias.v1.IssueSystemTokenRequest
-	(*IssueSystemTokenResponse)(nil), // 30: mcias.v1.IssueSystemTokenResponse
-	(*ListTokensRequest)(nil),        // 31: mcias.v1.ListTokensRequest
-	(*TokenInfo)(nil),                // 32: mcias.v1.TokenInfo
-	(*ListTokensResponse)(nil),       // 33: mcias.v1.ListTokensResponse
-	(*EnrollTOTPRequest)(nil),        // 34: mcias.v1.EnrollTOTPRequest
-	(*EnrollTOTPResponse)(nil),       // 35: mcias.v1.EnrollTOTPResponse
-	(*ConfirmTOTPRequest)(nil),       // 36: mcias.v1.ConfirmTOTPRequest
-	(*ConfirmTOTPResponse)(nil),      // 37: mcias.v1.ConfirmTOTPResponse
-	(*DisableTOTPRequest)(nil),       // 38: mcias.v1.DisableTOTPRequest
-	(*DisableTOTPResponse)(nil),      // 39: mcias.v1.DisableTOTPResponse
-	(*ListPoliciesRequest)(nil),      // 40: mcias.v1.ListPoliciesRequest
-	(*ListPoliciesResponse)(nil),     // 41: mcias.v1.ListPoliciesResponse
-	(*CreatePolicyRequest)(nil),      // 42: mcias.v1.CreatePolicyRequest
-	(*CreatePolicyResponse)(nil),     // 43: mcias.v1.CreatePolicyResponse
-	(*GetPolicyRequest)(nil),         // 44: mcias.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),        // 45: mcias.v1.GetPolicyResponse
-	(*UpdatePolicyRequest)(nil),      // 46: mcias.v1.UpdatePolicyRequest
-	(*UpdatePolicyResponse)(nil),     // 47: mcias.v1.UpdatePolicyResponse
-	(*DeletePolicyRequest)(nil),      // 48: mcias.v1.DeletePolicyRequest
-	(*DeletePolicyResponse)(nil),     // 49: mcias.v1.DeletePolicyResponse
-	(*SigningKey)(nil),               // 50: mcias.v1.SigningKey
-	(*ListKeysRequest)(nil),          // 51: mcias.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),         // 52: mcias.v1.ListKeysResponse
-	(*RotateKeyRequest)(nil),         // 53: mcias.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),        // 54: mcias.v1.RotateKeyResponse
-	(*JWK)(nil),                      // 55: mcias.v1.JWK
-	(*GetJWKSRequest)(nil),           // 56: mcias.v1.GetJWKSRequest
-	(*GetJWKSResponse)(nil),          // 57: mcias.v1.GetJWKSResponse
-	(*timestamppb.Timestamp)(nil),    // 58: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 59: google.protobuf.Duration
+	(*UpdateAccountRequest)(nil),     // 20: mcias.v1.UpdateAccountRequest
+	(*UpdateAccountResponse)(nil),    // 21: mcias.v1.UpdateAccountResponse
+	(*DeleteAccountRequest)(nil),     // 22: mcias.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),    // 23: mcias.v1.DeleteAccountResponse
+	(*SetRolesRequest)(nil),          // 24: mcias.v1.SetRolesRequest
+	(*SetRolesResponse)(nil),         // 25: mcias.v1.SetRolesResponse
+	(*ChangePasswordRequest)(nil),    // 26: mcias.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),   // 27: mcias.v1.ChangePasswordResponse
+	(*IssueSystemTokenRequest)(nil),  // 28: mcias.v1.IssueSystemTokenRequest
+	(*IssueSystemTokenResponse)(nil), // 29: mcias.v1.IssueSystemTokenResponse
+	(*ListTokensRequest)(nil),        // 30: mcias.v1.ListTokensRequest
+	(*TokenInfo)(nil),                // 31: mcias.v1.TokenInfo
+	(*ListTokensResponse)(nil),       // 32: mcias.v1.ListTokensResponse
+	(*EnrollTOTPRequest)(nil),        // 33: mcias.v1.EnrollTOTPRequest
+	(*EnrollTOTPResponse)(nil),       // 34: mcias.v1.EnrollTOTPResponse
+	(*ConfirmTOTPRequest)(nil),       // 35: mcias.v1.ConfirmTOTPRequest
+	(*ConfirmTOTPResponse)(nil),      // 36: mcias.v1.ConfirmTOTPResponse
+	(*DisableTOTPRequest)(nil),       // 37: mcias.v1.DisableTOTPRequest
+	(*DisableTOTPResponse)(nil),      // 38: mcias.v1.DisableTOTPResponse
+	(*ListPoliciesRequest)(nil),      // 39: mcias.v1.ListPoliciesRequest
+	(*ListPoliciesResponse)(nil),     // 40: mcias.v1.ListPoliciesResponse
+	(*CreatePolicyRequest)(nil),      // 41: mcias.v1.CreatePolicyRequest
+	(*CreatePolicyResponse)(nil),     // 42: mcias.v1.CreatePolicyResponse
+	(*GetPolicyRequest)(nil),         // 43: mcias.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),        // 44: mcias.v1.GetPolicyResponse
+	(*UpdatePolicyRequest)(nil),      // 45: mcias.v1.UpdatePolicyRequest
+	(*UpdatePolicyResponse)(nil),     // 46: mcias.v1.UpdatePolicyResponse
+	(*DeletePolicyRequest)(nil),      // 47: mcias.v1.DeletePolicyRequest
+	(*DeletePolicyResponse)(nil),     // 48: mcias.v1.DeletePolicyResponse
+	(*SigningKey)(nil),               // 49: mcias.v1.SigningKey
+	(*ListKeysRequest)(nil),          // 50: mcias.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 51: mcias.v1.ListKeysResponse
+	(*RotateKeyRequest)(nil),         // 52: mcias.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),        // 53: mcias.v1.RotateKeyResponse
+	(*JWK)(nil),                      // 54: mcias.v1.JWK
+	(*GetJWKSRequest)(nil),           // 55: mcias.v1.GetJWKSRequest
+	(*GetJWKSResponse)(nil),          // 56: mcias.v1.GetJWKSResponse
+	(*timestamppb.Timestamp)(nil),    // 57: google.protobuf.Timestamp
+	(*structpb.ListValue)(nil),       // 58: google.protobuf.ListValue
 }
 var file_mcias_v1_mcias_proto_depIdxs = []int32{
-	58, // 0: mcias.v1.Account.created_at:type_name -> google.protobuf.Timestamp
-	58, // 1: mcias.v1.Account.updated_at:type_name -> google.protobuf.Timestamp
-	58, // 2: mcias.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	58, // 3: mcias.v1.RenewResponse.expires_at:type_name -> google.protobuf.Timestamp
-	58, // 4: mcias.v1.ValidateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	58, // 5: mcias.v1.WhoAmIResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: mcias.v1.ListAccountsResponse.accounts:type_name -> mcias.v1.Account
-	0,  // 7: mcias.v1.CreateAccountResponse.account:type_name -> mcias.v1.Account
-	0,  // 8: mcias.v1.GetAccountResponse.account:type_name -> mcias.v1.Account
-	20, // 9: mcias.v1.UpdateAccountRequest.roles:type_name -> mcias.v1.RoleList
-	0,  // 10: mcias.v1.UpdateAccountResponse.account:type_name -> mcias.v1.Account
-	0,  // 11: mcias.v1.SetRolesResponse.account:type_name -> mcias.v1.Account
-	59, // 12: mcias.v1.IssueSystemTokenRequest.ttl:type_name -> google.protobuf.Duration
-	58, // 13: mcias.v1.IssueSystemTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	58, // 14: mcias.v1.TokenInfo.issued_at:type_name -> google.protobuf.Timestamp
-	58, // 15: mcias.v1.TokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	58, // 16: mcias.v1.TokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	32, // 17: mcias.v1.ListTokensResponse.tokens:type_name -> mcias.v1.TokenInfo
+	57, // 0: mcias.v1.Account.created_at:type_name -> google.protobuf.Timestamp
+	57, // 1: mcias.v1.Account.updated_at:type_name -> google.protobuf.Timestamp
+	57, // 2: mcias.v1.LoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 3: mcias.v1.RenewResponse.expires_at:type_name -> google.protobuf.Timestamp
+	58, // 4: mcias.v1.ValidateTokenResponse.roles:type_name -> google.protobuf.ListValue
+	57, // 5: mcias.v1.ValidateTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 6: mcias.v1.WhoAmIResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 7: mcias.v1.ListAccountsResponse.accounts:type_name -> mcias.v1.Account
+	0,  // 8: mcias.v1.CreateAccountResponse.account:type_name -> mcias.v1.Account
+	0,  // 9: mcias.v1.GetAccountResponse.account:type_name -> mcias.v1.Account
+	58, // 10: mcias.v1.UpdateAccountRequest.roles:type_name -> google.protobuf.ListValue
+	0,  // 11: mcias.v1.UpdateAccountResponse.account:type_name -> mcias.v1.Account
+	0,  // 12: mcias.v1.SetRolesResponse.account:type_name -> mcias.v1.Account
+	57, // 13: mcias.v1.IssueSystemTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 14: mcias.v1.TokenInfo.issued_at:type_name -> google.protobuf.Timestamp
+	57, // 15: mcias.v1.TokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 16: mcias.v1.TokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	31, // 17: mcias.v1.ListTokensResponse.tokens:type_name -> mcias.v1.TokenInfo
 	1,  // 18: mcias.v1.ListPoliciesResponse.policies:type_name -> mcias.v1.Policy
 	1,  // 19: mcias.v1.CreatePolicyRequest.policy:type_name -> mcias.v1.Policy
 	1,  // 20: mcias.v1.CreatePolicyResponse.policy:type_name -> mcias.v1.Policy
 	1,  // 21: mcias.v1.GetPolicyResponse.policy:type_name -> mcias.v1.Policy
 	1,  // 22: mcias.v1.UpdatePolicyRequest.policy:type_name -> mcias.v1.Policy
 	1,  // 23: mcias.v1.UpdatePolicyResponse.policy:type_name -> mcias.v1.Policy
-	58, // 24: mcias.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
-	50, // 25: mcias.v1.ListKeysResponse.keys:type_name -> mcias.v1.SigningKey
-	50, // 26: mcias.v1.RotateKeyResponse.key:type_name -> mcias.v1.SigningKey
-	55, // 27: mcias.v1.GetJWKSResponse.keys:type_name -> mcias.v1.JWK
+	57, // 24: mcias.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
+	49, // 25: mcias.v1.ListKeysResponse.keys:type_name -> mcias.v1.SigningKey
+	49, // 26: mcias.v1.RotateKeyResponse.key:type_name -> mcias.v1.SigningKey
+	54, // 27: mcias.v1.GetJWKSResponse.keys:type_name -> mcias.v1.JWK
 	2,  // 28: mcias.v1.AuthService.Login:input_type -> mcias.v1.LoginRequest
 	4,  // 29: mcias.v1.AuthService.Renew:input_type -> mcias.v1.RenewRequest
 	6,  // 30: mcias.v1.AuthService.Logout:input_type -> mcias.v1.LogoutRequest
@@ -3350,23 +3327,23 @@ var file_mcias_v1_mcias_proto_depIdxs = []int32{
 	14, // 34: mcias.v1.AccountService.ListAccounts:input_type -> mcias.v1.ListAccountsRequest
 	16, // 35: mcias.v1.AccountService.CreateAccount:input_type -> mcias.v1.CreateAccountRequest
 	18, // 36: mcias.v1.AccountService.GetAccount:input_type -> mcias.v1.GetAccountRequest
-	21, // 37: mcias.v1.AccountService.UpdateAccount:input_type -> mcias.v1.UpdateAccountRequest
-	23, // 38: mcias.v1.AccountService.DeleteAccount:input_type -> mcias.v1.DeleteAccountRequest
-	25, // 39: mcias.v1.AccountService.SetRoles:input_type -> mcias.v1.SetRolesRequest
-	27, // 40: mcias.v1.AccountService.ChangePassword:input_type -> mcias.v1.ChangePasswordRequest
-	29, // 41: mcias.v1.AccountService.IssueSystemToken:input_type -> mcias.v1.IssueSystemTokenRequest
-	31, // 42: mcias.v1.AccountService.ListTokens:input_type -> mcias.v1.ListTokensRequest
-	34, // 43: mcias.v1.AccountService.EnrollTOTP:input_type -> mcias.v1.EnrollTOTPRequest
-	36, // 44: mcias.v1.AccountService.ConfirmTOTP:input_type -> mcias.v1.ConfirmTOTPRequest
-	38, // 45: mcias.v1.AccountService.DisableTOTP:input_type -> mcias.v1.DisableTOTPRequest
-	40, // 46: mcias.v1.PolicyService.ListPolicies:input_type -> mcias.v1.ListPoliciesRequest
-	42, // 47: mcias.v1.PolicyService.CreatePolicy:input_type -> mcias.v1.CreatePolicyRequest
-	44, // 48: mcias.v1.PolicyService.GetPolicy:input_type -> mcias.v1.GetPolicyRequest
-	46, // 49: mcias.v1.PolicyService.UpdatePolicy:input_type -> mcias.v1.UpdatePolicyRequest
-	48, // 50: mcias.v1.PolicyService.DeletePolicy:input_type -> mcias.v1.DeletePolicyRequest
-	51, // 51: mcias.v1.KeyService.ListKeys:input_type -> mcias.v1.ListKeysRequest
-	53, // 52: mcias.v1.KeyService.RotateKey:input_type -> mcias.v1.RotateKeyRequest
-	56, // 53: mcias.v1.KeyService.GetJWKS:input_type -> mcias.v1.GetJWKSRequest
+	20, // 37: mcias.v1.AccountService.UpdateAccount:input_type -> mcias.v1.UpdateAccountRequest
+	22, // 38: mcias.v1.AccountService.DeleteAccount:input_type -> mcias.v1.DeleteAccountRequest
+	24, // 39: mcias.v1.AccountService.SetRoles:input_type -> mcias.v1.SetRolesRequest
+	26, // 40: mcias.v1.AccountService.ChangePassword:input_type -> mcias.v1.ChangePasswordRequest
+	28, // 41: mcias.v1.AccountService.IssueSystemToken:input_type -> mcias.v1.IssueSystemTokenRequest
+	30, // 42: mcias.v1.AccountService.ListTokens:input_type -> mcias.v1.ListTokensRequest
+	33, // 43: mcias.v1.AccountService.EnrollTOTP:input_type -> mcias.v1.EnrollTOTPRequest
+	35, // 44: mcias.v1.AccountService.ConfirmTOTP:input_type -> mcias.v1.ConfirmTOTPRequest
+	37, // 45: mcias.v1.AccountService.DisableTOTP:input_type -> mcias.v1.DisableTOTPRequest
+	39, // 46: mcias.v1.PolicyService.ListPolicies:input_type -> mcias.v1.ListPoliciesRequest
+	41, // 47: mcias.v1.PolicyService.CreatePolicy:input_type -> mcias.v1.CreatePolicyRequest
+	43, // 48: mcias.v1.PolicyService.GetPolicy:input_type -> mcias.v1.GetPolicyRequest
+	45, // 49: mcias.v1.PolicyService.UpdatePolicy:input_type -> mcias.v1.UpdatePolicyRequest
+	47, // 50: mcias.v1.PolicyService.DeletePolicy:input_type -> mcias.v1.DeletePolicyRequest
+	50, // 51: mcias.v1.KeyService.ListKeys:input_type -> mcias.v1.ListKeysRequest
+	52, // 52: mcias.v1.KeyService.RotateKey:input_type -> mcias.v1.RotateKeyRequest
+	55, // 53: mcias.v1.KeyService.GetJWKS:input_type -> mcias.v1.GetJWKSRequest
 	3,  // 54: mcias.v1.AuthService.Login:output_type -> mcias.v1.LoginResponse
 	5,  // 55: mcias.v1.AuthService.Renew:output_type -> mcias.v1.RenewResponse
 	7,  // 56: mcias.v1.AuthService.Logout:output_type -> mcias.v1.LogoutResponse
@@ -3376,23 +3353,23 @@ var file_mcias_v1_mcias_proto_depIdxs = []int32{
 	15, // 60: mcias.v1.AccountService.ListAccounts:output_type -> mcias.v1.ListAccountsResponse
 	17, // 61: mcias.v1.AccountService.CreateAccount:output_type -> mcias.v1.CreateAccountResponse
 	19, // 62: mcias.v1.AccountService.GetAccount:output_type -> mcias.v1.GetAccountResponse
-	22, // 63: mcias.v1.AccountService.UpdateAccount:output_type -> mcias.v1.UpdateAccountResponse
-	24, // 64: mcias.v1.AccountService.DeleteAccount:output_type -> mcias.v1.DeleteAccountResponse
-	26, // 65: mcias.v1.AccountService.SetRoles:output_type -> mcias.v1.SetRolesResponse
-	28, // 66: mcias.v1.AccountService.ChangePassword:output_type -> mcias.v1.ChangePasswordResponse
-	30, // 67: mcias.v1.AccountService.IssueSystemToken:output_type -> mcias.v1.IssueSystemTokenResponse
-	33, // 68: mcias.v1.AccountService.ListTokens:output_type -> mcias.v1.ListTokensResponse
-	35, // 69: mcias.v1.AccountService.EnrollTOTP:output_type -> mcias.v1.EnrollTOTPResponse
-	37, // 70: mcias.v1.AccountService.ConfirmTOTP:output_type -> mcias.v1.ConfirmTOTPResponse
-	39, // 71: mcias.v1.AccountService.DisableTOTP:output_type -> mcias.v1.DisableTOTPResponse
-	41, // 72: mcias.v1.PolicyService.ListPolicies:output_type -> mcias.v1.ListPoliciesResponse
-	43, // 73: mcias.v1.PolicyService.CreatePolicy:output_type -> mcias.v1.CreatePolicyResponse
-	45, // 74: mcias.v1.PolicyService.GetPolicy:output_type -> mcias.v1.GetPolicyResponse
-	47, // 75: mcias.v1.PolicyService.UpdatePolicy:output_type -> mcias.v1.UpdatePolicyResponse
-	49, // 76: mcias.v1.PolicyService.DeletePolicy:output_type -> mcias.v1.DeletePolicyResponse
-	52, // 77: mcias.v1.KeyService.ListKeys:output_type -> mcias.v1.ListKeysResponse
-	54, // 78: mcias.v1.KeyService.RotateKey:output_type -> mcias.v1.RotateKeyResponse
-	57, // 79: mcias.v1.KeyService.GetJWKS:output_type -> mcias.v1.GetJWKSResponse
+	21, // 63: mcias.v1.AccountService.UpdateAccount:output_type -> mcias.v1.UpdateAccountResponse
+	23, // 64: mcias.v1.AccountService.DeleteAccount:output_type -> mcias.v1.DeleteAccountResponse
+	25, // 65: mcias.v1.AccountService.SetRoles:output_type -> mcias.v1.SetRolesResponse
+	27, // 66: mcias.v1.AccountService.ChangePassword:output_type -> mcias.v1.ChangePasswordResponse
+	29, // 67: mcias.v1.AccountService.IssueSystemToken:output_type -> mcias.v1.IssueSystemTokenResponse
+	32, // 68: mcias.v1.AccountService.ListTokens:output_type -> mcias.v1.ListTokensResponse
+	34, // 69: mcias.v1.AccountService.EnrollTOTP:output_type -> mcias.v1.EnrollTOTPResponse
+	36, // 70: mcias.v1.AccountService.ConfirmTOTP:output_type -> mcias.v1.ConfirmTOTPResponse
+	38, // 71: mcias.v1.AccountService.DisableTOTP:output_type -> mcias.v1.DisableTOTPResponse
+	40, // 72: mcias.v1.PolicyService.ListPolicies:output_type -> mcias.v1.ListPoliciesResponse
+	42, // 73: mcias.v1.PolicyService.CreatePolicy:output_type -> mcias.v1.CreatePolicyResponse
+	44, // 74: mcias.v1.PolicyService.GetPolicy:output_type -> mcias.v1.GetPolicyResponse
+	46, // 75: mcias.v1.PolicyService.UpdatePolicy:output_type -> mcias.v1.UpdatePolicyResponse
+	48, // 76: mcias.v1.PolicyService.DeletePolicy:output_type -> mcias.v1.DeletePolicyResponse
+	51, // 77: mcias.v1.KeyService.ListKeys:output_type -> mcias.v1.ListKeysResponse
+	53, // 78: mcias.v1.KeyService.RotateKey:output_type -> mcias.v1.RotateKeyResponse
+	56, // 79: mcias.v1.KeyService.GetJWKS:output_type -> mcias.v1.GetJWKSResponse
 	54, // [54:80] is the sub-list for method output_type
 	28, // [28:54] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
@@ -3405,14 +3382,15 @@ func file_mcias_v1_mcias_proto_init() {
 	if File_mcias_v1_mcias_proto != nil {
 		return
 	}
-	file_mcias_v1_mcias_proto_msgTypes[21].OneofWrappers = []any{}
+	file_mcias_v1_mcias_proto_msgTypes[9].OneofWrappers = []any{}
+	file_mcias_v1_mcias_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcias_v1_mcias_proto_rawDesc), len(file_mcias_v1_mcias_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   58,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

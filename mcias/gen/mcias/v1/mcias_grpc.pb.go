@@ -4,11 +4,12 @@
 // - protoc             v3.21.12
 // source: mcias/v1/mcias.proto
 
-// Package mcias.v1 is the gRPC API of MCIAS, the platform's identity and
-// access service. It mirrors the REST API one RPC per endpoint: both call
-// the same domain methods, so they accept the same input and answer alike
-// (REST 400/401/403/404/409/429 are InvalidArgument, Unauthenticated,
-// PermissionDenied, NotFound, AlreadyExists and ResourceExhausted here).
+// Package mcias.v1 is the API of MCIAS, the platform's identity and access
+// service: gRPC, and the REST API generated from it with grpc-gateway from
+// the HTTP rules in http.yaml beside this file, so the two faces cannot
+// drift apart (REST 400/401/403/404/409/429 are InvalidArgument,
+// Unauthenticated, PermissionDenied, NotFound, AlreadyExists and
+// ResourceExhausted here). Field names are the REST JSON names.
 //
 // Authentication is a bearer token in the "authorization" metadata
 // ("Bearer <token>"). Login, ValidateToken and GetJWKS need none; every
@@ -416,7 +417,7 @@ type AccountServiceClient interface {
 	ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...grpc.CallOption) (*ConfirmTOTPResponse, error)
 	// DisableTOTP turns TOTP off: an admin for any account, or the account
 	// itself with a current or recovery code.
-	// REST: DELETE /v1/accounts/{id}/totp.
+	// REST: DELETE /v1/accounts/{id}/totp with the body {"code": ...}.
 	DisableTOTP(ctx context.Context, in *DisableTOTPRequest, opts ...grpc.CallOption) (*DisableTOTPResponse, error)
 }
 
@@ -595,7 +596,7 @@ type AccountServiceServer interface {
 	ConfirmTOTP(context.Context, *ConfirmTOTPRequest) (*ConfirmTOTPResponse, error)
 	// DisableTOTP turns TOTP off: an admin for any account, or the account
 	// itself with a current or recovery code.
-	// REST: DELETE /v1/accounts/{id}/totp.
+	// REST: DELETE /v1/accounts/{id}/totp with the body {"code": ...}.
 	DisableTOTP(context.Context, *DisableTOTPRequest) (*DisableTOTPResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
@@ -1226,8 +1227,9 @@ type KeyServiceClient interface {
 	// RotateKey makes a new active signing key (admin). Tokens signed by
 	// older keys stay valid until they expire. REST: POST /v1/keys/rotate.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
-	// GetJWKS returns the public keys that verify MCIAS tokens.
-	// REST: GET /.well-known/jwks.json. Public.
+	// GetJWKS returns the public keys that verify MCIAS tokens. Public. It
+	// has no HTTP rule: the same set is served, cacheable and in the standard
+	// JWK Set form, by the hand-written GET /.well-known/jwks.json.
 	GetJWKS(ctx context.Context, in *GetJWKSRequest, opts ...grpc.CallOption) (*GetJWKSResponse, error)
 }
 
@@ -1281,8 +1283,9 @@ type KeyServiceServer interface {
 	// RotateKey makes a new active signing key (admin). Tokens signed by
 	// older keys stay valid until they expire. REST: POST /v1/keys/rotate.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
-	// GetJWKS returns the public keys that verify MCIAS tokens.
-	// REST: GET /.well-known/jwks.json. Public.
+	// GetJWKS returns the public keys that verify MCIAS tokens. Public. It
+	// has no HTTP rule: the same set is served, cacheable and in the standard
+	// JWK Set form, by the hand-written GET /.well-known/jwks.json.
 	GetJWKS(context.Context, *GetJWKSRequest) (*GetJWKSResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }

@@ -4,9 +4,10 @@
 // 	protoc        v3.21.12
 // source: mcns/v1/mcns.proto
 
-// Package mcns.v1 is the gRPC API of MCNS, the platform's DNS service. It
-// mirrors the REST API one RPC per endpoint: both call the same domain
-// methods, so they accept the same input and answer alike (REST
+// Package mcns.v1 is the API of MCNS, the platform's DNS service: the one
+// definition of both faces. gRPC serves it directly; the REST API is
+// generated from it (the HTTP rules are in http.yaml beside this file), so
+// every REST endpoint is one of these RPCs and they answer alike (REST
 // 400/401/403/404/409 are InvalidArgument, Unauthenticated,
 // PermissionDenied, NotFound and AlreadyExists here).
 //
@@ -521,10 +522,19 @@ func (x *ListZonesResponse) GetZones() []*Zone {
 	return nil
 }
 
+// CreateZoneRequest is a new zone: its name and SOA fields, with the
+// defaults of ZoneFields for those left zero. REST: the whole body.
 type CreateZoneRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Fields        *ZoneFields            `protobuf:"bytes,2,opt,name=fields,proto3" json:"fields,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Name      string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PrimaryNs string                 `protobuf:"bytes,2,opt,name=primary_ns,json=primaryNs,proto3" json:"primary_ns,omitempty"`
+	// admin_email may be written as an address (hostmaster@example.net).
+	AdminEmail    string `protobuf:"bytes,3,opt,name=admin_email,json=adminEmail,proto3" json:"admin_email,omitempty"`
+	Refresh       uint32 `protobuf:"varint,4,opt,name=refresh,proto3" json:"refresh,omitempty"`
+	Retry         uint32 `protobuf:"varint,5,opt,name=retry,proto3" json:"retry,omitempty"`
+	Expire        uint32 `protobuf:"varint,6,opt,name=expire,proto3" json:"expire,omitempty"`
+	Minimum       uint32 `protobuf:"varint,7,opt,name=minimum,proto3" json:"minimum,omitempty"`
+	Ttl           uint32 `protobuf:"varint,8,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,11 +576,53 @@ func (x *CreateZoneRequest) GetName() string {
 	return ""
 }
 
-func (x *CreateZoneRequest) GetFields() *ZoneFields {
+func (x *CreateZoneRequest) GetPrimaryNs() string {
 	if x != nil {
-		return x.Fields
+		return x.PrimaryNs
 	}
-	return nil
+	return ""
+}
+
+func (x *CreateZoneRequest) GetAdminEmail() string {
+	if x != nil {
+		return x.AdminEmail
+	}
+	return ""
+}
+
+func (x *CreateZoneRequest) GetRefresh() uint32 {
+	if x != nil {
+		return x.Refresh
+	}
+	return 0
+}
+
+func (x *CreateZoneRequest) GetRetry() uint32 {
+	if x != nil {
+		return x.Retry
+	}
+	return 0
+}
+
+func (x *CreateZoneRequest) GetExpire() uint32 {
+	if x != nil {
+		return x.Expire
+	}
+	return 0
+}
+
+func (x *CreateZoneRequest) GetMinimum() uint32 {
+	if x != nil {
+		return x.Minimum
+	}
+	return 0
+}
+
+func (x *CreateZoneRequest) GetTtl() uint32 {
+	if x != nil {
+		return x.Ttl
+	}
+	return 0
 }
 
 type CreateZoneResponse struct {
@@ -705,6 +757,8 @@ func (x *GetZoneResponse) GetZone() *Zone {
 	return nil
 }
 
+// UpdateZoneRequest names a zone (REST: the path) and the SOA fields to
+// change (REST: the body, which cannot rename the zone).
 type UpdateZoneRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1421,10 +1475,18 @@ const file_mcns_v1_mcns_proto_rawDesc = "" +
 	"\x05value\x18\x04 \x01(\tR\x05value\"\x12\n" +
 	"\x10ListZonesRequest\"8\n" +
 	"\x11ListZonesResponse\x12#\n" +
-	"\x05zones\x18\x01 \x03(\v2\r.mcns.v1.ZoneR\x05zones\"T\n" +
+	"\x05zones\x18\x01 \x03(\v2\r.mcns.v1.ZoneR\x05zones\"\xdb\x01\n" +
 	"\x11CreateZoneRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
-	"\x06fields\x18\x02 \x01(\v2\x13.mcns.v1.ZoneFieldsR\x06fields\"7\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"primary_ns\x18\x02 \x01(\tR\tprimaryNs\x12\x1f\n" +
+	"\vadmin_email\x18\x03 \x01(\tR\n" +
+	"adminEmail\x12\x18\n" +
+	"\arefresh\x18\x04 \x01(\rR\arefresh\x12\x14\n" +
+	"\x05retry\x18\x05 \x01(\rR\x05retry\x12\x16\n" +
+	"\x06expire\x18\x06 \x01(\rR\x06expire\x12\x18\n" +
+	"\aminimum\x18\a \x01(\rR\aminimum\x12\x10\n" +
+	"\x03ttl\x18\b \x01(\rR\x03ttl\"7\n" +
 	"\x12CreateZoneResponse\x12!\n" +
 	"\x04zone\x18\x01 \x01(\v2\r.mcns.v1.ZoneR\x04zone\"$\n" +
 	"\x0eGetZoneRequest\x12\x12\n" +
@@ -1527,42 +1589,41 @@ var file_mcns_v1_mcns_proto_depIdxs = []int32{
 	24, // 2: mcns.v1.Record.created_at:type_name -> google.protobuf.Timestamp
 	24, // 3: mcns.v1.Record.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: mcns.v1.ListZonesResponse.zones:type_name -> mcns.v1.Zone
-	2,  // 5: mcns.v1.CreateZoneRequest.fields:type_name -> mcns.v1.ZoneFields
-	0,  // 6: mcns.v1.CreateZoneResponse.zone:type_name -> mcns.v1.Zone
-	0,  // 7: mcns.v1.GetZoneResponse.zone:type_name -> mcns.v1.Zone
-	2,  // 8: mcns.v1.UpdateZoneRequest.fields:type_name -> mcns.v1.ZoneFields
-	0,  // 9: mcns.v1.UpdateZoneResponse.zone:type_name -> mcns.v1.Zone
-	1,  // 10: mcns.v1.ListRecordsResponse.records:type_name -> mcns.v1.Record
-	3,  // 11: mcns.v1.CreateRecordRequest.record:type_name -> mcns.v1.RecordFields
-	1,  // 12: mcns.v1.CreateRecordResponse.record:type_name -> mcns.v1.Record
-	1,  // 13: mcns.v1.GetRecordResponse.record:type_name -> mcns.v1.Record
-	3,  // 14: mcns.v1.UpdateRecordRequest.record:type_name -> mcns.v1.RecordFields
-	1,  // 15: mcns.v1.UpdateRecordResponse.record:type_name -> mcns.v1.Record
-	4,  // 16: mcns.v1.ZoneService.ListZones:input_type -> mcns.v1.ListZonesRequest
-	6,  // 17: mcns.v1.ZoneService.CreateZone:input_type -> mcns.v1.CreateZoneRequest
-	8,  // 18: mcns.v1.ZoneService.GetZone:input_type -> mcns.v1.GetZoneRequest
-	10, // 19: mcns.v1.ZoneService.UpdateZone:input_type -> mcns.v1.UpdateZoneRequest
-	12, // 20: mcns.v1.ZoneService.DeleteZone:input_type -> mcns.v1.DeleteZoneRequest
-	14, // 21: mcns.v1.RecordService.ListRecords:input_type -> mcns.v1.ListRecordsRequest
-	16, // 22: mcns.v1.RecordService.CreateRecord:input_type -> mcns.v1.CreateRecordRequest
-	18, // 23: mcns.v1.RecordService.GetRecord:input_type -> mcns.v1.GetRecordRequest
-	20, // 24: mcns.v1.RecordService.UpdateRecord:input_type -> mcns.v1.UpdateRecordRequest
-	22, // 25: mcns.v1.RecordService.DeleteRecord:input_type -> mcns.v1.DeleteRecordRequest
-	5,  // 26: mcns.v1.ZoneService.ListZones:output_type -> mcns.v1.ListZonesResponse
-	7,  // 27: mcns.v1.ZoneService.CreateZone:output_type -> mcns.v1.CreateZoneResponse
-	9,  // 28: mcns.v1.ZoneService.GetZone:output_type -> mcns.v1.GetZoneResponse
-	11, // 29: mcns.v1.ZoneService.UpdateZone:output_type -> mcns.v1.UpdateZoneResponse
-	13, // 30: mcns.v1.ZoneService.DeleteZone:output_type -> mcns.v1.DeleteZoneResponse
-	15, // 31: mcns.v1.RecordService.ListRecords:output_type -> mcns.v1.ListRecordsResponse
-	17, // 32: mcns.v1.RecordService.CreateRecord:output_type -> mcns.v1.CreateRecordResponse
-	19, // 33: mcns.v1.RecordService.GetRecord:output_type -> mcns.v1.GetRecordResponse
-	21, // 34: mcns.v1.RecordService.UpdateRecord:output_type -> mcns.v1.UpdateRecordResponse
-	23, // 35: mcns.v1.RecordService.DeleteRecord:output_type -> mcns.v1.DeleteRecordResponse
-	26, // [26:36] is the sub-list for method output_type
-	16, // [16:26] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	0,  // 5: mcns.v1.CreateZoneResponse.zone:type_name -> mcns.v1.Zone
+	0,  // 6: mcns.v1.GetZoneResponse.zone:type_name -> mcns.v1.Zone
+	2,  // 7: mcns.v1.UpdateZoneRequest.fields:type_name -> mcns.v1.ZoneFields
+	0,  // 8: mcns.v1.UpdateZoneResponse.zone:type_name -> mcns.v1.Zone
+	1,  // 9: mcns.v1.ListRecordsResponse.records:type_name -> mcns.v1.Record
+	3,  // 10: mcns.v1.CreateRecordRequest.record:type_name -> mcns.v1.RecordFields
+	1,  // 11: mcns.v1.CreateRecordResponse.record:type_name -> mcns.v1.Record
+	1,  // 12: mcns.v1.GetRecordResponse.record:type_name -> mcns.v1.Record
+	3,  // 13: mcns.v1.UpdateRecordRequest.record:type_name -> mcns.v1.RecordFields
+	1,  // 14: mcns.v1.UpdateRecordResponse.record:type_name -> mcns.v1.Record
+	4,  // 15: mcns.v1.ZoneService.ListZones:input_type -> mcns.v1.ListZonesRequest
+	6,  // 16: mcns.v1.ZoneService.CreateZone:input_type -> mcns.v1.CreateZoneRequest
+	8,  // 17: mcns.v1.ZoneService.GetZone:input_type -> mcns.v1.GetZoneRequest
+	10, // 18: mcns.v1.ZoneService.UpdateZone:input_type -> mcns.v1.UpdateZoneRequest
+	12, // 19: mcns.v1.ZoneService.DeleteZone:input_type -> mcns.v1.DeleteZoneRequest
+	14, // 20: mcns.v1.RecordService.ListRecords:input_type -> mcns.v1.ListRecordsRequest
+	16, // 21: mcns.v1.RecordService.CreateRecord:input_type -> mcns.v1.CreateRecordRequest
+	18, // 22: mcns.v1.RecordService.GetRecord:input_type -> mcns.v1.GetRecordRequest
+	20, // 23: mcns.v1.RecordService.UpdateRecord:input_type -> mcns.v1.UpdateRecordRequest
+	22, // 24: mcns.v1.RecordService.DeleteRecord:input_type -> mcns.v1.DeleteRecordRequest
+	5,  // 25: mcns.v1.ZoneService.ListZones:output_type -> mcns.v1.ListZonesResponse
+	7,  // 26: mcns.v1.ZoneService.CreateZone:output_type -> mcns.v1.CreateZoneResponse
+	9,  // 27: mcns.v1.ZoneService.GetZone:output_type -> mcns.v1.GetZoneResponse
+	11, // 28: mcns.v1.ZoneService.UpdateZone:output_type -> mcns.v1.UpdateZoneResponse
+	13, // 29: mcns.v1.ZoneService.DeleteZone:output_type -> mcns.v1.DeleteZoneResponse
+	15, // 30: mcns.v1.RecordService.ListRecords:output_type -> mcns.v1.ListRecordsResponse
+	17, // 31: mcns.v1.RecordService.CreateRecord:output_type -> mcns.v1.CreateRecordResponse
+	19, // 32: mcns.v1.RecordService.GetRecord:output_type -> mcns.v1.GetRecordResponse
+	21, // 33: mcns.v1.RecordService.UpdateRecord:output_type -> mcns.v1.UpdateRecordResponse
+	23, // 34: mcns.v1.RecordService.DeleteRecord:output_type -> mcns.v1.DeleteRecordResponse
+	25, // [25:35] is the sub-list for method output_type
+	15, // [15:25] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mcns_v1_mcns_proto_init() }

@@ -4,9 +4,10 @@
 // - protoc             v3.21.12
 // source: mcns/v1/mcns.proto
 
-// Package mcns.v1 is the gRPC API of MCNS, the platform's DNS service. It
-// mirrors the REST API one RPC per endpoint: both call the same domain
-// methods, so they accept the same input and answer alike (REST
+// Package mcns.v1 is the API of MCNS, the platform's DNS service: the one
+// definition of both faces. gRPC serves it directly; the REST API is
+// generated from it (the HTTP rules are in http.yaml beside this file), so
+// every REST endpoint is one of these RPCs and they answer alike (REST
 // 400/401/403/404/409 are InvalidArgument, Unauthenticated,
 // PermissionDenied, NotFound and AlreadyExists here).
 //

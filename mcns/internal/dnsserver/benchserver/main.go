@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 
+	"git.metacircular.net/metacircular/mcns/internal/dnsdata"
 	"git.metacircular.net/metacircular/mcns/internal/dnsserver"
 	"git.metacircular.net/metacircular/mcns/internal/rr"
 	"git.metacircular.net/metacircular/mcns/internal/store"
@@ -72,7 +73,7 @@ func run(ctx context.Context, dir, listen string, hosts int) error {
 // fill creates the zone: NS and MX at the apex, and per host an A and an
 // AAAA record plus, alternately, a TXT record or a CNAME alias.
 func fill(ctx context.Context, st *store.Store, hosts int) (int, error) {
-	z := store.Zone{Name: zoneName}
+	z := dnsdata.Zone{Name: zoneName}
 	if err := rr.ValidateZone(&z); err != nil {
 		return 0, err
 	}
@@ -92,7 +93,7 @@ func fill(ctx context.Context, st *store.Store, hosts int) (int, error) {
 		}
 	}
 	for _, r := range recs {
-		rec := store.Record{Name: r[0], Type: r[1], Value: r[2]}
+		rec := dnsdata.Record{Name: r[0], Type: r[1], Value: r[2]}
 		if err := rr.Validate(zoneName, z.TTL, &rec); err != nil {
 			return 0, err
 		}

@@ -1,0 +1,206 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"git.metacircular.net/metacircular/mcdsl/auth"
+	"git.metacircular.net/metacircular/mcias/internal/store"
+	"git.metacircular.net/metacircular/mcias/internal/token"
+)
+
+// issue signs and records a token for a.
+func (s *Service) issue(ctx context.Context, a *store.Account, kind string, ttl time.Duration) (Issued, error) {
+	iss, rec, err := s.mint(a, kind, ttl)
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := s.st.RecordToken(ctx, rec); err != nil {
+		return Issued{}, err
+	}
+	return iss, nil
+}
+
+// mint signs a token for a and returns the record the caller must store
+// before handing the token out.
+func (s *Service) mint(a *store.Account, kind string, ttl time.Duration) (Issued, store.TokenRecord, error) {
+	jti, err := token.NewID()
+	if err != nil {
+		return Issued{}, store.TokenRecord{}, err
+	}
+	now := s.now().Truncate(time.Second)
+	c := token.Claims{
+		Issuer: s.cfg.Issuer, Subject: a.ID, IssuedAt: now, ExpiresAt: now.Add(ttl), ID: jti,
+		Username: a.Username, AccountType: a.Type, Roles: a.Roles,
+	}
+	s.mu.RLock()
+	key := s.active
+	s.mu.RUnlock()
+	tok, err := token.Sign(key, c)
+	if err != nil {
+		return Issued{}, store.TokenRecord{}, fmt.Errorf("issue token: %w", err)
+	}
+	rec := store.TokenRecord{JTI: jti, AccountID: a.ID, Kind: kind, IssuedAt: now, ExpiresAt: c.ExpiresAt}
+	return Issued{Token: tok, ExpiresAt: c.ExpiresAt, JTI: jti}, rec, nil
+}
+
+// validated is a token that passed every check.
+type validated struct {
+	claims  token.Claims
+	record  *store.TokenRecord
+	account *store.Account
+}
+
+func (s *Service) validate(ctx context.Context, tok string) (*validated, error) {
+	c, err := token.Parse(tok, s.lookupKey, s.cfg.Issuer, s.now())
+	if err != nil {
+		return nil, ErrInvalidToken
+	}
+	// A missing row is an invalid token; any other store error is an
+	// outage and must not be reported as a bad token: it is
+	// auth.ErrUnavailable, which the gRPC interceptor and auth.Middleware
+	// answer with 503.
+	rec, err := s.st.GetToken(ctx, c.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+	}
+	if rec.RevokedAt != nil || rec.AccountID != c.Subject {
+		return nil, ErrInvalidToken
+	}
+	a, err := s.st.GetAccount(ctx, c.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+	}
+	if a.Status != store.StatusActive {
+		return nil, ErrInvalidToken
+	}
+	return &validated{claims: c, record: rec, account: a}, nil
+}
+
+// ValidateToken implements auth.Validator for MCIAS's own APIs and answers
+// /v1/token/validate: signature, expiry, revocation and the account's
+// current state are all checked; roles are the account's current roles.
+func (s *Service) ValidateToken(ctx context.Context, tok string) (*auth.Identity, error) {
+	v, err := s.validate(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Identity{
+		Subject: v.account.ID, Username: v.account.Username, AccountType: v.account.Type,
+		Roles: slices.Clone(v.account.Roles), ExpiresAt: v.claims.ExpiresAt,
+	}, nil
+}
+
+// Renew exchanges a valid token for a new one with a fresh lifetime and
+// revokes the old one.
+func (s *Service) Renew(ctx context.Context, tok string) (Issued, error) {
+	v, err := s.validate(ctx, tok)
+	if err != nil {
+		return Issued{}, err
+	}
+	ttl, kind := s.cfg.HumanTTL, store.KindRenew
+	if v.record.Kind == store.KindSystem {
+		ttl, kind = s.cfg.SystemTTL, store.KindSystem
+	}
+	iss, err := s.issue(ctx, v.account, kind, ttl)
+	if err != nil {
+		return Issued{}, err
+	}
+	if _, err := s.st.RevokeToken(ctx, v.claims.ID); err != nil {
+		return Issued{}, err
+	}
+	return iss, nil
+}
+
+// Logout revokes the presented token.
+func (s *Service) Logout(ctx context.Context, tok string) error {
+	v, err := s.validate(ctx, tok)
+	if err != nil {
+		return err
+	}
+	_, err = s.st.RevokeToken(ctx, v.claims.ID)
+	return err
+}
+
+// RevokeToken revokes a token by jti: admins any, others only their own.
+func (s *Service) RevokeToken(ctx context.Context, caller *auth.Identity, jti string) error {
+	rec, err := s.st.GetToken(ctx, jti)
+	if err != nil {
+		return mapStore(err)
+	}
+	if !caller.IsAdmin() && caller.Subject != rec.AccountID {
+		return ErrForbidden
+	}
+	if _, err := s.st.RevokeToken(ctx, jti); err != nil {
+		return err
+	}
+	s.logger.Info("token revoked", "jti", jti, "by", caller.Username)
+	return nil
+}
+
+// IssueSystemToken issues a long-lived token for a system account without a
+// password (admin only).
+func (s *Service) IssueSystemToken(ctx context.Context, caller *auth.Identity, accountID string, ttl time.Duration) (Issued, error) {
+	if !caller.IsAdmin() {
+		return Issued{}, ErrForbidden
+	}
+	a, err := s.st.GetAccount(ctx, accountID)
+	if err != nil {
+		return Issued{}, mapStore(err)
+	}
+	if a.Type != auth.AccountSystem {
+		return Issued{}, invalid("account %s is not a system account", a.Username)
+	}
+	if a.Status != store.StatusActive {
+		return Issued{}, invalid("account %s is disabled", a.Username)
+	}
+	if ttl <= 0 {
+		ttl = s.cfg.SystemTTL
+	}
+	if ttl > s.cfg.SystemTTL {
+		return Issued{}, invalid("ttl %s exceeds the maximum %s", ttl, s.cfg.SystemTTL)
+	}
+	iss, err := s.issue(ctx, a, store.KindSystem, ttl)
+	if err != nil {
+		return Issued{}, err
+	}
+	s.logger.Info("system token issued", "account", a.Username, "by", caller.Username, "expires_at", iss.ExpiresAt)
+	return iss, nil
+}
+
+// TokenInfo describes an issued token (never the token itself).
+type TokenInfo struct {
+	JTI       string     `json:"jti"`
+	Kind      string     `json:"kind"`
+	IssuedAt  time.Time  `json:"issued_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// ListTokens lists an account's unexpired tokens (admin or self).
+func (s *Service) ListTokens(ctx context.Context, caller *auth.Identity, accountID string) ([]TokenInfo, error) {
+	if !caller.IsAdmin() && caller.Subject != accountID {
+		return nil, ErrForbidden
+	}
+	if _, err := s.st.GetAccount(ctx, accountID); err != nil {
+		return nil, mapStore(err)
+	}
+	recs, err := s.st.ListTokens(ctx, accountID, s.now())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TokenInfo, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, TokenInfo{JTI: r.JTI, Kind: r.Kind, IssuedAt: r.IssuedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt})
+	}
+	return out, nil
+}
