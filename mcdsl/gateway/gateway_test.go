@@ -207,6 +207,10 @@ func TestSuccess(t *testing.T) {
 	if got["created_at"] != "2026-11-30T10:00:00Z" || got["path"] != "/srv/x/backups/x.db" {
 		t.Errorf("answer %s", a.body)
 	}
+	// Compact and stable: protojson's deliberate whitespace jitter is gone.
+	if strings.ContainsAny(strings.TrimSuffix(a.body, "\n"), " \n") {
+		t.Errorf("answer is not compact: %q", a.body)
+	}
 	// The handler saw the caller and the HTTP client's address as its peer.
 	if u := e.fake.lastUser.Load(); u == nil || *u != "alice" {
 		t.Errorf("caller %v", u)

@@ -46,7 +46,15 @@ func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return append(b, '\n'), nil
+	// protojson varies its whitespace from build to build on purpose;
+	// answers are compact, the same bytes every time.
+	var out bytes.Buffer
+	out.Grow(len(b) + 1)
+	if err := json.Compact(&out, b); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
 
 // Unmarshal reads one JSON message strictly: unknown fields and trailing

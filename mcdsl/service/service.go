@@ -140,12 +140,20 @@ func (rt *Runtime) HTTP(s config.Server, h http.Handler) error {
 // HTTP servers wrap each with it.
 func (rt *Runtime) Handler(h http.Handler, withMetrics bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET "+health.Path, health.Handler(func(ctx context.Context) error { return rt.checkHealth(ctx) }))
+	mux.Handle("GET "+health.Path, rt.named(health.Path, health.Handler(func(ctx context.Context) error { return rt.checkHealth(ctx) })))
 	if withMetrics {
-		mux.Handle("GET "+metrics.Path, rt.Metrics.Handler())
+		mux.Handle("GET "+metrics.Path, rt.named(metrics.Path, rt.Metrics.Handler()))
 	}
 	mux.Handle("/", h)
 	return rt.Metrics.Middleware(mux)
+}
+
+// named labels a fixed route's requests in the request metrics.
+func (rt *Runtime) named(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metrics.SetRoute(r.Context(), route)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (rt *Runtime) checkHealth(ctx context.Context) error {

@@ -90,7 +90,7 @@ type ApplyRoutes func(all []route.Route) error
 // ApplyRules is ApplyRoutes for firewall rules.
 type ApplyRules func(all []route.Rule) error
 
-func now() string { return time.Now().UTC().Format(time.RFC3339Nano) }
+func now() string { return db.FormatTime(time.Now()) }
 
 func b2i(b bool) int {
 	if b {
