@@ -95,16 +95,25 @@ func (j jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return io.EOF
 		}
-		dec := json.NewDecoder(bytes.NewReader(data))
-		var first json.RawMessage
-		if err := dec.Decode(&first); err != nil {
-			return fmt.Errorf("request body: %v", err) //nolint:errorlint // shown, not matched
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		err = j.Unmarshal(data, v)
+		if err != nil && trailing(data) {
 			return errors.New("request body: trailing data after the JSON value")
 		}
-		return j.Unmarshal(first, v)
+		return err
 	})
+}
+
+// trailing reports whether data is one valid JSON value followed by more:
+// protojson refuses that with a message about an unexpected token, and
+// the caller deserves to be told what is wrong.
+func trailing(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return !errors.Is(err, io.EOF)
 }
 
 func (j jsonMarshaler) NewEncoder(w io.Writer) runtime.Encoder {
