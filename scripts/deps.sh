@@ -8,10 +8,15 @@ set -euo pipefail
 mode=${1:-run}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-# Debian packages per mode. Later services add theirs here.
-run_pkgs=(ca-certificates openssl curl)
-# gcc and libc6-dev: the race detector (go test -race) needs cgo.
-test_pkgs=("${run_pkgs[@]}" podman runc dnsutils protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev)
+# Debian packages per mode. Later services add theirs here. dnsutils (dig)
+# is in run_pkgs because `make up` tells the operator to use it.
+run_pkgs=(ca-certificates openssl curl dnsutils)
+# gcc and libc6-dev: the race detector (go test -race) needs cgo. nginx,
+# python3, knot and knot-dnsutils (kdig): the peers and real clients the
+# protocol tests run beside ours. Their daemons are never started by the
+# install (see policy-rc.d below); tests start their own on loopback.
+test_pkgs=("${run_pkgs[@]}" podman runc protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev
+	nginx python3 knot knot-dnsutils)
 
 case "$mode" in
 run) pkgs=("${run_pkgs[@]}") ;;
@@ -55,10 +60,39 @@ for p in "${pkgs[@]}"; do
 		missing+=("$p")
 	fi
 done
+# apt_get runs apt-get, waiting (up to 10 minutes) for another apt or dpkg
+# to release its lock instead of failing at once, as a fresh machine's
+# unattended upgrades often hold it for a while.
+apt_get() {
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@"
+}
+
+# no_daemons makes package installs leave services stopped (Debian's
+# policy-rc.d protocol): installing nginx or knot must not start a daemon
+# listening on public addresses. An existing policy-rc.d is left alone.
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+no_daemons() {
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# written by metacircular scripts/deps.sh during an install\nexit 101\n' | as_root tee "$policy" >/dev/null
+		as_root chmod 0755 "$policy"
+		own_policy=1
+	fi
+}
+restore_daemons() {
+	if [ -n "$own_policy" ]; then
+		as_root rm -f "$policy"
+	fi
+}
+
 if [ "${#missing[@]}" -gt 0 ]; then
 	echo "deps: installing ${missing[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	no_daemons
+	trap restore_daemons EXIT
+	apt_get update -qq
+	apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	restore_daemons
+	trap - EXIT
 fi
 
 if [ "$mode" = test ]; then
