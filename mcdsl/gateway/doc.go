@@ -7,7 +7,10 @@
 //
 // The JSON is the platform's: snake_case proto field names, every field
 // present (unset ones as zero values or null), 64-bit integers as numbers,
-// unknown fields and trailing data refused, bodies bounded; errors are
+// unknown fields and trailing data refused, bodies bounded and only
+// accepted as application/json (415 otherwise: a form or text body is
+// what another origin's page can make a browser send without a CORS
+// preflight); errors are
 // {"error": "..."} with the status mcdsl/apierr gives the gRPC code, a
 // Retry-After header from RetryInfo details and a Bearer challenge on
 // 401. Successful answers are 200 unless Options.Status says otherwise

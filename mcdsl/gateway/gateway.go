@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -105,6 +107,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "request body is larger than " + strconv.FormatInt(h.maxBody, 10) + " bytes"})
 		return
 	}
+	if hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
+		// Form and text bodies are what a page on another origin can make
+		// a browser send without asking (a CORS "simple request"); JSON
+		// cannot be, so refusing the rest keeps those pages out.
+		writeJSONError(w, http.StatusUnsupportedMediaType, "request body must be application/json")
+		return
+	}
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	}
@@ -124,15 +133,34 @@ func clientAddr(r *http.Request) net.Addr {
 	return net.TCPAddrFromAddrPort(ap)
 }
 
+// hasBody reports whether the request carries a body (a declared length
+// or a chunked one).
+func hasBody(r *http.Request) bool {
+	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
+}
+
+// isJSON reports whether a Content-Type is application/json, with or
+// without parameters (charset=utf-8).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// writeJSONError answers {"error": msg} with a status code no apierr kind
+// has (405, 415).
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(apierr.Body{Error: msg})
+}
+
 // RoutingError answers a request no route matched: 404 "no such
 // endpoint" or 405 "method not allowed", as JSON.
 func RoutingError(w http.ResponseWriter, code int) {
 	switch code {
 	case http.StatusMethodNotAllowed:
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusMethodNotAllowed)
-		_, _ = w.Write([]byte(`{"error":"method not allowed"}` + "\n"))
+		writeJSONError(w, http.StatusMethodNotAllowed, "method not allowed")
 	case http.StatusNotFound:
 		apierr.WriteStatus(w, apierr.Status{Kind: apierr.NotFound, Message: "no such endpoint"})
 	default:

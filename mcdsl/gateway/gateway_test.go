@@ -247,12 +247,29 @@ func TestErrors(t *testing.T) {
 		{"wrong method", http.MethodPut, "/v1/snapshots", tok, `{}`, 405, "method not allowed"},
 	} {
 		a := e.do(t, tc.method, tc.path, tc.token, "application/json", tc.body)
+		if tc.name == "wrong method" {
+			a = e.do(t, tc.method, tc.path, tc.token, "application/json; charset=utf-8", tc.body)
+		}
 		if a.status != tc.status || !strings.Contains(errorOf(t, a), tc.mention) {
 			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, a.status, a.body, tc.status, tc.mention)
 		}
 		if tc.status == 401 && a.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: no Bearer challenge", tc.name)
 		}
+	}
+	// Only JSON bodies: form and text bodies are what another origin's page
+	// can make a browser send without a CORS preflight.
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "application/jsonp"} {
+		a := e.do(t, http.MethodPost, "/v1/snapshots", tok, ct, `{}`)
+		if a.status != http.StatusUnsupportedMediaType || !strings.Contains(errorOf(t, a), "application/json") {
+			t.Errorf("Content-Type %q: %d %s, want 415", ct, a.status, a.body)
+		}
+	}
+	if a := e.do(t, http.MethodPost, "/v1/snapshots", tok, "Application/JSON; charset=UTF-8", `{}`); a.status != http.StatusCreated {
+		t.Errorf("JSON with parameters refused: %d %s", a.status, a.body)
+	}
+	if a := e.do(t, http.MethodPost, "/v1/snapshots", tok, "", ""); a.status != http.StatusCreated {
+		t.Errorf("a POST without a body needs no Content-Type: %d %s", a.status, a.body)
 	}
 	// Domain errors keep their kind, text, field and retry delay.
 	for _, tc := range []struct {
