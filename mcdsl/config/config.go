@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -55,10 +56,26 @@ type Server struct {
 	// plain HTTP on its own address, normally loopback, and takes
 	// /metrics off the main listener.
 	MetricsAddr string `toml:"metrics_addr"`
+	// ProxyProtocolFrom lists the peers (addresses or CIDR prefixes) whose
+	// PROXY v1/v2 headers are believed on the HTTP and gRPC listeners: the
+	// mc-proxy in front of the service, so that throttling and logs see
+	// the real client. Empty: no header is ever read.
+	ProxyProtocolFrom []string `toml:"proxy_protocol_from"`
+	// ProxyHeaderTimeout bounds reading a trusted peer's header (default
+	// 5s).
+	ProxyHeaderTimeout Duration `toml:"proxy_header_timeout"`
 }
 
-// Validate checks that a TLS-serving server has its certificate and key.
+// Validate checks that a TLS-serving server has its certificate and key
+// and that the trusted PROXY peers parse.
 func (s Server) Validate() error {
+	for i, p := range s.ProxyProtocolFrom {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return fmt.Errorf("server.proxy_protocol_from[%d]: %q is neither an address nor a CIDR prefix", i, p)
+			}
+		}
+	}
 	if s.ListenAddr == "" && s.GRPCAddr == "" {
 		return errors.New("missing required field server.listen_addr (or server.grpc_addr)")
 	}

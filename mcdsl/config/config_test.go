@@ -183,3 +183,25 @@ server_url = "https://mcias"
 		t.Fatal(err)
 	}
 }
+
+func TestProxyProtocolFrom(t *testing.T) {
+	good := `
+[server]
+listen_addr = "127.0.0.1:8080"
+plain_http = true
+proxy_protocol_from = ["127.0.0.1", "10.0.0.0/8", "::1"]
+proxy_header_timeout = "2s"
+[database]
+path = "x.db"
+[mcias]
+server_url = "https://mcias"
+`
+	var c testConfig
+	if err := Load(write(t, good), "svc", &c); err != nil || len(c.Server.ProxyProtocolFrom) != 3 || c.Server.ProxyHeaderTimeout.Seconds() != 2 {
+		t.Fatalf("%+v %v", c.Server, err)
+	}
+	bad := strings.Replace(good, `"::1"`, `"mc-proxy.local"`, 1)
+	if err := Load(write(t, bad), "svc", &c); err == nil || !strings.Contains(err.Error(), "server.proxy_protocol_from[2]") {
+		t.Fatalf("host name accepted or error unclear: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcdsl/health"
 	"git.metacircular.net/metacircular/mcdsl/metrics"
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
 
@@ -81,11 +83,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when set, counts and times every RPC.
 	Metrics *metrics.Registry
+	// ProxyTrusted are the peers whose PROXY headers give the client's
+	// address (mcdsl/proxyproto); ProxyHeaderTimeout bounds reading one.
+	ProxyTrusted       []netip.Prefix
+	ProxyHeaderTimeout time.Duration
 }
 
-// FromConfig fills the address and TLS fields from the [server] section.
+// FromConfig fills the address, TLS and PROXY fields from the [server]
+// section (proxy_protocol_from was checked by config.Load).
 func FromConfig(s config.Server, opts Options) Options {
 	opts.Addr, opts.TLSCert, opts.TLSKey = s.GRPCAddr, s.TLSCert, s.TLSKey
+	if opts.ProxyTrusted == nil {
+		opts.ProxyTrusted, _ = proxyproto.ParseTrusted(s.ProxyProtocolFrom)
+		opts.ProxyHeaderTimeout = s.ProxyHeaderTimeout.Duration
+	}
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = s.ShutdownTimeout.Duration
 	}
@@ -280,6 +291,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if !s.tls && s.opts.Socket == "" {
 		_ = ln.Close()
 		return errors.New("grpc server: no tls_cert and tls_key to serve on the network with")
+	}
+	if len(s.opts.ProxyTrusted) > 0 {
+		ln = &proxyproto.Listener{Listener: ln, Trusted: s.opts.ProxyTrusted, HeaderTimeout: s.opts.ProxyHeaderTimeout}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(ln) }()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/auth/authtest"
 	"git.metacircular.net/metacircular/mcdsl/metrics"
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 )
 
@@ -347,5 +349,49 @@ func TestMapValidation(t *testing.T) {
 	}
 	if err := srv.Serve(context.Background(), ln); err == nil {
 		t.Error("a server without TLS served on the network")
+	}
+}
+
+// TestProxyProtocol: a trusted peer's PROXY header becomes the handler's
+// gRPC peer; a connection without one keeps the real peer.
+func TestProxyProtocol(t *testing.T) {
+	pki := tlstest.New(t)
+	pair := pki.Issue(t, "grpc", "127.0.0.1")
+	srv, err := New(Options{TLSCert: pair.CertFile, TLSKey: pair.KeyFile, Sealed: func() bool { return false },
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		Maps:         MethodMaps{Public: map[string]bool{method("Public"): true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RegisterService(desc(&gate{}), struct{}{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, ln) }()
+	dial := func(header []byte) grpc.ClientConnInterface {
+		c, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(pki.ClientConfig())),
+			grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
+				var d net.Dialer
+				conn, err := d.DialContext(ctx, "tcp", a)
+				if err == nil && header != nil {
+					_, err = conn.Write(header)
+				}
+				return conn, err
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	hdr := proxyproto.AppendV2(nil, netip.MustParseAddrPort("198.51.100.20:7000"), netip.MustParseAddrPort("127.0.0.1:443"))
+	if got, err := call(ctx, dial(hdr), "Public", "", "peer"); err != nil || got != "198.51.100.20:7000" {
+		t.Errorf("through the proxy: %q %v", got, err)
+	}
+	if got, err := call(ctx, dial(nil), "Public", "", "peer"); err != nil || !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("direct: %q %v", got, err)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/config"
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 )
 
@@ -34,13 +36,20 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives one line per request. Nil discards.
 	Logger *slog.Logger
+	// ProxyTrusted are the peers whose PROXY headers give the client's
+	// address (mcdsl/proxyproto); ProxyHeaderTimeout bounds reading one.
+	ProxyTrusted       []netip.Prefix
+	ProxyHeaderTimeout time.Duration
 }
 
-// FromConfig turns the standard [server] section into Options.
+// FromConfig turns the standard [server] section into Options
+// (proxy_protocol_from was checked by config.Load).
 func FromConfig(s config.Server, logger *slog.Logger) Options {
+	trusted, _ := proxyproto.ParseTrusted(s.ProxyProtocolFrom)
 	return Options{
 		Addr: s.ListenAddr, TLSCert: s.TLSCert, TLSKey: s.TLSKey, Plain: s.PlainHTTP,
 		ShutdownTimeout: s.ShutdownTimeout.Duration, Logger: logger,
+		ProxyTrusted: trusted, ProxyHeaderTimeout: s.ProxyHeaderTimeout.Duration,
 	}
 }
 
@@ -114,6 +123,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled, then stops accepting and waits
 // up to the shutdown timeout for in-flight requests before closing the rest.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if len(s.opts.ProxyTrusted) > 0 {
+		ln = &proxyproto.Listener{Listener: ln, Trusted: s.opts.ProxyTrusted, HeaderTimeout: s.opts.ProxyHeaderTimeout}
+	}
 	// The listener gets its own copy of the TLS configuration: Serve
 	// adjusts s.srv.TLSConfig for HTTP/2 while handshakes may be running.
 	if s.tlsCfg != nil {

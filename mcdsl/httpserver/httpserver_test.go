@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 )
@@ -154,5 +156,48 @@ func TestNeedsTLSUnlessPlain(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("plain mode: %d", resp.StatusCode)
+	}
+}
+
+// TestProxyProtocol: behind a trusted proxy the handler sees the client
+// the PROXY header names; a direct connection from the same peer still
+// works; an untrusted peer's forged header is not believed.
+func TestProxyProtocol(t *testing.T) {
+	pki := tlstest.New(t)
+	pair := pki.Issue(t, "svc", "127.0.0.1")
+	remote := func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, r.RemoteAddr) }
+	get := func(addr string, header []byte) (string, error) {
+		tr := &http.Transport{TLSClientConfig: pki.ClientConfig(), ForceAttemptHTTP2: true,
+			DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, network, a)
+				if err == nil && header != nil {
+					_, err = c.Write(header)
+				}
+				return c, err
+			}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + addr + "/")
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	v2 := proxyproto.AppendV2(nil, netip.MustParseAddrPort("203.0.113.50:4444"), netip.MustParseAddrPort("127.0.0.1:443"))
+
+	addr, _, _ := start(t, Options{TLSCert: pair.CertFile, TLSKey: pair.KeyFile,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, http.HandlerFunc(remote))
+	if got, err := get(addr, v2); err != nil || got != "203.0.113.50:4444" {
+		t.Errorf("through the trusted proxy: %q %v", got, err)
+	}
+	if got, err := get(addr, nil); err != nil || !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("direct from the trusted peer: %q %v", got, err)
+	}
+	untrusted, _, _ := start(t, Options{TLSCert: pair.CertFile, TLSKey: pair.KeyFile,
+		ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, http.HandlerFunc(remote))
+	if got, err := get(untrusted, v2); err == nil {
+		t.Errorf("a forged header from an untrusted peer was accepted: %q", got)
 	}
 }

@@ -22,16 +22,36 @@ type entry struct {
 }
 
 // New allows at most max failures per key within window. With
-// clearOnSuccess a success forgets the key's failures (right for an account:
-// its owner got in); without it failures only age out (right for a source
-// address: one good login must not reset the count for guesses at others).
-// now may be nil.
+// clearOnSuccess a Succeeded attempt forgets the key's failures (right for
+// an account: its owner got in); without it failures only age out (right
+// for a source address: one good login must not reset the count for
+// guesses at others). now may be nil.
 func New(max int, window time.Duration, now func() time.Time, clearOnSuccess bool) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
 	return &Limiter{max: max, window: window, now: now, clearOnSuccess: clearOnSuccess, entries: map[string]*entry{}}
 }
+
+// Outcome is how a reserved attempt ended.
+type Outcome int
+
+const (
+	// Failed: a credential was checked and was wrong. It counts against
+	// every key of the attempt. The zero value, so an attempt that ends
+	// without a decision errs on the side of counting.
+	Failed Outcome = iota
+	// Succeeded: the whole credential was verified (password and second
+	// factor, or a passkey). A limiter made with clearOnSuccess forgets
+	// the key's failures. Only this outcome ever clears a count.
+	Succeeded
+	// Withdrawn: nothing was verified, or what was verified does not
+	// settle the question — the attempt was refused by another limit, the
+	// server was too busy to check it, login policy denied a correct
+	// credential, or only part of the credential was checked. The
+	// reservation is released and the count stays as it was.
+	Withdrawn
+)
 
 // Attempt is a reserved attempt; finish it with Done.
 type Attempt struct {
@@ -69,9 +89,10 @@ func (l *Limiter) Begin(keys ...string) (*Attempt, bool) {
 	return &Attempt{l: l, keys: keys}, true
 }
 
-// Done records the outcome: a failure adds one to each key; a success
-// clears the keys' failures if the limiter clears on success.
-func (a *Attempt) Done(success bool) {
+// Done releases the reservation and records the outcome: Failed adds one
+// failure to each key; Succeeded clears the keys' failures if the limiter
+// clears on success; Withdrawn changes nothing else.
+func (a *Attempt) Done(o Outcome) {
 	l := a.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -82,12 +103,14 @@ func (a *Attempt) Done(success bool) {
 			continue
 		}
 		e.inflight--
-		if success {
+		switch o {
+		case Failed:
+			e.failures = append(e.failures, now)
+		case Succeeded:
 			if l.clearOnSuccess {
 				e.failures = nil
 			}
-		} else {
-			e.failures = append(e.failures, now)
+		case Withdrawn:
 		}
 		if e.inflight == 0 && len(e.failures) == 0 {
 			delete(l.entries, k)

@@ -27,7 +27,7 @@ func TestLimitAndWindow(t *testing.T) {
 		if !ok {
 			t.Fatalf("attempt %d refused", i)
 		}
-		a.Done(false)
+		a.Done(Failed)
 	}
 	if _, ok := l.Begin("user:kyle"); ok {
 		t.Fatal("fourth failure allowed")
@@ -43,21 +43,21 @@ func TestLimitAndWindow(t *testing.T) {
 	if !ok {
 		t.Fatal("window did not slide")
 	}
-	a.Done(true)
+	a.Done(Succeeded)
 }
 
 func TestSuccessClears(t *testing.T) {
 	l := New(2, time.Hour, nil, true)
 	a, _ := l.Begin("k")
-	a.Done(false)
+	a.Done(Failed)
 	a, _ = l.Begin("k")
-	a.Done(true)
+	a.Done(Succeeded)
 	for i := 0; i < 2; i++ {
 		a, ok := l.Begin("k")
 		if !ok {
 			t.Fatal("success did not clear failures")
 		}
-		a.Done(false)
+		a.Done(Failed)
 	}
 	if _, ok := l.Begin("k"); ok {
 		t.Fatal("limit not enforced after clearing")
@@ -81,7 +81,7 @@ func TestParallelBurst(t *testing.T) {
 			}
 			admitted.Add(1)
 			<-release // the slow password check
-			a.Done(false)
+			a.Done(Failed)
 		})
 	}
 	close(start)
@@ -96,15 +96,41 @@ func TestParallelBurst(t *testing.T) {
 func TestSuccessKeepsFailuresWithoutClear(t *testing.T) {
 	l := New(2, time.Hour, nil, false)
 	a, _ := l.Begin("ip:10.0.0.1")
-	a.Done(false)
+	a.Done(Failed)
 	a, _ = l.Begin("ip:10.0.0.1")
-	a.Done(true)
+	a.Done(Succeeded)
 	a, ok := l.Begin("ip:10.0.0.1")
 	if !ok {
 		t.Fatal("second attempt refused with one failure")
 	}
-	a.Done(false)
+	a.Done(Failed)
 	if _, ok := l.Begin("ip:10.0.0.1"); ok {
 		t.Fatal("a success in between reset the address's failures")
+	}
+}
+
+// TestWithdrawnChangesNothing: a withdrawn attempt (refused elsewhere,
+// server busy, policy denial) neither counts nor clears — issue #9: a 429
+// from the address limit used to clear the account's failures.
+func TestWithdrawnChangesNothing(t *testing.T) {
+	l := New(3, time.Hour, nil, true)
+	for range 2 {
+		a, _ := l.Begin("acct:victim")
+		a.Done(Failed)
+	}
+	for range 50 {
+		a, ok := l.Begin("acct:victim")
+		if !ok {
+			t.Fatal("a withdrawn attempt was counted as a failure")
+		}
+		a.Done(Withdrawn)
+	}
+	a, ok := l.Begin("acct:victim")
+	if !ok {
+		t.Fatal("third attempt refused")
+	}
+	a.Done(Failed)
+	if _, ok := l.Begin("acct:victim"); ok {
+		t.Fatal("withdrawn attempts cleared the failures")
 	}
 }

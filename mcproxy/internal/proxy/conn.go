@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"git.metacircular.net/metacircular/mcproxy/internal/proxyproto"
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 	"git.metacircular.net/metacircular/mcproxy/internal/sni"
 )

@@ -24,7 +24,7 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/internal/firewall"
-	"git.metacircular.net/metacircular/mcproxy/internal/proxyproto"
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"git.metacircular.net/metacircular/mcproxy/internal/proxyproto"
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
