@@ -106,12 +106,12 @@ func (c *Conn) Header() (Header, bool) {
 
 func (c *Conn) init() {
 	c.once.Do(func() {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(c.timeout)); err != nil {
 			c.err = err
 			return
 		}
 		defer func() {
-			if err := c.Conn.SetReadDeadline(time.Time{}); err != nil && c.err == nil {
+			if err := c.SetReadDeadline(time.Time{}); err != nil && c.err == nil {
 				c.err = err
 			}
 		}()
