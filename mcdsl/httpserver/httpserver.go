@@ -71,8 +71,12 @@ func New(opts Options, handler http.Handler) (*Server, error) {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	h := logRequests(logger, handler)
+	if !opts.Plain {
+		h = strictTransport(h)
+	}
 	srv := &http.Server{
-		Handler:           logRequests(logger, handler),
+		Handler:           h,
 		ReadTimeout:       ReadTimeout,
 		ReadHeaderTimeout: ReadTimeout,
 		WriteTimeout:      WriteTimeout,
@@ -179,6 +183,19 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach Flush and Hijack underneath.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// HSTS is the Strict-Transport-Security value of every HTTPS answer: a
+// year, so a browser that has been here once never tries plain HTTP (or a
+// downgrade by someone on its path) again.
+const HSTS = "max-age=31536000"
+
+// strictTransport adds HSTS to every answer.
+func strictTransport(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", HSTS)
+		next.ServeHTTP(w, r)
+	})
+}
 
 // logRequests writes one line per request. Only the path is logged: query
 // strings can carry SSO codes and other secrets.

@@ -58,6 +58,9 @@ func TestTLS13OnlyAndHTTP2(t *testing.T) {
 	if resp.TLS.Version != tls.VersionTLS13 || string(body) != "HTTP/2.0" {
 		t.Fatalf("version %x proto %s", resp.TLS.Version, body)
 	}
+	if got := resp.Header.Get("Strict-Transport-Security"); got != HSTS {
+		t.Errorf("HSTS = %q", got)
+	}
 	out := logs.String()
 	if !strings.Contains(out, "path=/hello") || !strings.Contains(out, "status=200") {
 		t.Fatalf("request not logged: %s", out)
@@ -156,6 +159,11 @@ func TestNeedsTLSUnlessPlain(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("plain mode: %d", resp.StatusCode)
+	}
+	// HSTS over plain HTTP is meaningless (browsers ignore it); the L7
+	// proxy in front of a plain service speaks for it.
+	if resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Error("HSTS sent over plain HTTP")
 	}
 }
 
