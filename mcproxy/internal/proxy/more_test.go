@@ -22,9 +22,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/internal/firewall"
-	"git.metacircular.net/metacircular/mcdsl/proxyproto"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 

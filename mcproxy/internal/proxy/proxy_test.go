@@ -11,8 +11,8 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/testtool"
 
-	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcdsl/proxyproto"
+	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
