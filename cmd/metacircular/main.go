@@ -48,10 +48,15 @@ func newRootCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "metacircular",
 		Short: "Run the Metacircular platform on this machine",
-		Long: `metacircular runs the whole Metacircular platform on one machine as child
-processes, in bootstrap order: seed PKI, MCIAS, Metacrypt, mc-proxy, MCR, MCNS,
-MCP. All state (seed CA, configs, databases, logs) lives under one root
+		Long: `metacircular runs the Metacircular platform on one machine as child
+processes, in bootstrap order: the seed PKI, then ` + strings.Join(serviceNames(), ", ") + `
+(the services implemented so far; Metacrypt, MCR and MCP join as they land).
+All state (seed CA, configs, databases, logs) lives under one root
 directory, so running "up" again reuses it.`,
+		Example: `  metacircular up                 # state under ./srv; Ctrl-C stops it
+  metacircular status             # from another shell
+  eval "$(metacircular env)"      # point mciasctl, mcnsctl, mcproxyctl at it
+  metacircular down`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -66,6 +71,7 @@ directory, so running "up" again reuses it.`,
 		newUpCommand(&root),
 		newDownCommand(&root),
 		newStatusCommand(&root),
+		newEnvCommand(&root),
 		newCACommand(&root),
 		newVersionCommand(),
 	)
@@ -82,6 +88,9 @@ health-checks each platform service in bootstrap order, printing endpoints and
 one-time credentials. It runs in the foreground; Ctrl-C (or "metacircular down"
 from another shell) stops the services in reverse order. Re-running up on the
 same root reuses the CA, ports and configs. Only one up may run per root.`,
+		Example: `  metacircular up
+  metacircular up --root /var/lib/metacircular --domain lab.example.net
+  make up    # installs what is missing, builds, then runs this`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Root = *root
@@ -96,6 +105,38 @@ same root reuses the CA, ports and configs. Only one up may run per root.`,
 	return cmd
 }
 
+// serviceNames are the services "up" starts, in order.
+func serviceNames() []string {
+	var names []string
+	for _, s := range launcher.Platform() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+func newEnvCommand(root *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "env",
+		Short: "Print shell exports that point the platform's CLIs at this platform",
+		Long: `env prints the exports "up" wrote to <root>/env once every service was up:
+METACIRCULAR_MCIAS and METACIRCULAR_MCNS (gRPC addresses), METACIRCULAR_CA,
+METACIRCULAR_MCPROXY_SOCKET and METACIRCULAR_ROOT. With them mciasctl,
+mcnsctl and mcproxyctl need no address flags.`,
+		Example: `  eval "$(metacircular env)"
+  eval "$(metacircular env --root /var/lib/metacircular)"
+  mciasctl login -u admin && mcnsctl records list svc.mcp.metacircular.net`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env, err := launcher.ReadEnv(*root)
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), env)
+			return err
+		},
+	}
+}
+
 func newDownCommand(root *string) *cobra.Command {
 	var timeout time.Duration
 	cmd := &cobra.Command{
@@ -103,6 +144,8 @@ func newDownCommand(root *string) *cobra.Command {
 		Short: "Stop the platform started by \"up\" on this root",
 		Long: `down signals the running "up" for this root and waits until it has stopped
 every service and exited. With nothing running it says so and succeeds.`,
+		Example: `  metacircular down
+  metacircular down --root /var/lib/metacircular --timeout 1m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			err := launcher.Down(cmd.Context(), *root, timeout)
@@ -129,6 +172,8 @@ func newStatusCommand(root *string) *cobra.Command {
 		Long: `status shows the running launcher and, for each service, its pid, whether it
 still runs, whether its health check passes now, its endpoints and its log.
 It exits 1 if no launcher runs on the root or if any service is unhealthy.`,
+		Example: `  metacircular status
+  metacircular status --json | jq '.services[].endpoints'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := launcher.Status(cmd.Context(), *root)
@@ -203,13 +248,17 @@ func newCACommand(root *string) *cobra.Command {
 		Use:   "ca",
 		Short: "Manage the seed CA",
 		Long:  "ca creates the platform's seed root CA and issues certificates from it.",
+		Example: `  metacircular ca init
+  metacircular ca issue mcias --dns mcias.svc.mcp.metacircular.net --ip 127.0.0.1`,
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "CA directory (default <root>/ca)")
 
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the seed root CA, or show the existing one",
-		Args:  cobra.NoArgs,
+		Example: `  metacircular ca init
+  metacircular ca init --dir /etc/metacircular/ca`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ca, err := seedpki.Init(caDir())
 			if err != nil {
@@ -233,6 +282,8 @@ func newCACommand(root *string) *cobra.Command {
 		Long: `issue writes <dir>/issued/<name>.crt (leaf followed by the root) and
 <name>.key. An existing certificate that already covers exactly the requested
 names and stays valid for more than 30 days is reused unchanged.`,
+		Example: `  metacircular ca issue mcns --dns mcns.svc.mcp.metacircular.net,localhost --ip 127.0.0.1
+  metacircular ca issue edge --dns edge.mcp.metacircular.net --validity 90d`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d, err := parseValidity(validity)
@@ -291,9 +342,10 @@ func fingerprint(sum []byte) string {
 
 func newVersionCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  metacircular version",
+		Args:    cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "metacircular %s\n", version)
 		},

@@ -251,6 +251,7 @@ func TestCLI(t *testing.T) {
 		password := checkMCIAS(t, bin, root, up.out.String())
 		checkMCNS(t, bin, root, password)
 		checkMCProxy(t, bin, root)
+		checkEnv(t, bin, root, password)
 		wantFailure(t, run(t, bin, nil, "up", "--root", root), fmt.Sprintf("already running on %s (pid %d)", root, up.cmd.Process.Pid))
 
 		if out := mustRun(t, bin, "down", "--root", root); !strings.Contains(out, "stopped") {
@@ -301,7 +302,59 @@ func TestCLI(t *testing.T) {
 		if !strings.Contains(up.out.String(), "MCIAS admin:") || strings.Contains(again.out.String(), "MCIAS admin:") {
 			t.Errorf("the admin password must be printed on the first run only:\nfirst:\n%s\nsecond:\n%s", up.out, again.out)
 		}
+		if !strings.Contains(again.out.String(), "recover-admin admin") {
+			t.Errorf("a re-run does not say how to set a new admin password:\n%s", again.out)
+		}
 	})
+}
+
+// checkEnv: "metacircular env" prints exports with which the CLIs need no
+// address flags, and MCNS answers for the platform's own names.
+func checkEnv(t *testing.T, bin, root, adminPassword string) {
+	t.Helper()
+	out := mustRun(t, bin, "env", "--root", root)
+	vars := map[string]string{}
+	var env []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		kv, ok := strings.CutPrefix(line, "export ")
+		k, v, ok2 := strings.Cut(kv, "=")
+		if !ok || !ok2 || !strings.HasPrefix(v, "'") || !strings.HasSuffix(v, "'") {
+			t.Fatalf("env line %q", line)
+		}
+		vars[k] = strings.Trim(v, "'")
+		env = append(env, k+"="+vars[k])
+	}
+	for _, k := range []string{"METACIRCULAR_ROOT", "METACIRCULAR_CA", "METACIRCULAR_MCIAS", "METACIRCULAR_MCNS", "METACIRCULAR_MCPROXY_SOCKET"} {
+		if vars[k] == "" {
+			t.Errorf("env lacks %s:\n%s", k, out)
+		}
+	}
+	tool := func(name, stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(filepath.Dir(bin), name), args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v with the env exports: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	tool("mciasctl", adminPassword+"\n", "--session", filepath.Join(t.TempDir(), "s.json"), "login", "-u", "admin", "--password-stdin")
+	session := filepath.Join(t.TempDir(), "n.json")
+	tool("mcnsctl", adminPassword+"\n", "--session", session, "login", "-u", "admin", "--password-stdin")
+	const domain = "mcp.metacircular.net"
+	for _, svc := range []string{"mcias", "mcns"} {
+		if out := tool("mcnsctl", "", "--session", session, "records", "list", "svc."+domain, "--name", svc, "--type", "A"); !strings.Contains(out, "127.0.0.1") {
+			t.Errorf("%s.svc.%s not registered:\n%s", svc, domain, out)
+		}
+	}
+	if out := tool("mcproxyctl", "", "routes", "list"); !strings.Contains(out, "mcns.svc."+domain) {
+		t.Errorf("mcproxyctl routes list with the env exports:\n%s", out)
+	}
 }
 
 // platformStatus is `metacircular status --json`.

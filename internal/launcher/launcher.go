@@ -62,6 +62,14 @@ type Process struct {
 	// Endpoints are shown to the operator and recorded in state.json,
 	// e.g. {"https": "https://mcias.svc.mcp.metacircular.net:8443"}.
 	Endpoints map[string]string
+	// Exports are the environment variables that point the operator's
+	// tools at the service (METACIRCULAR_MCIAS=host:port, ...); Up writes
+	// them to <root>/env for "metacircular env".
+	Exports map[string]string
+	// AfterHealthy, when set, runs once the service is healthy, before the
+	// next service starts (registering names, say); an error stops the
+	// start-up like an unhealthy service.
+	AfterHealthy func(ctx context.Context) error
 }
 
 // Options configures Up.
@@ -242,6 +250,10 @@ func (r *run) serve(ctx context.Context) error {
 		r.stopAll()
 		return err
 	}
+	if err := r.writeEnv(); err != nil {
+		r.stopAll()
+		return err
+	}
 	r.printTable()
 
 	select {
@@ -293,8 +305,18 @@ func (r *run) start(ctx context.Context, svc Service) error {
 		return err
 	}
 	r.printf("%s is healthy (%s)\n", c.name, time.Since(c.startedAt).Round(time.Millisecond))
+	if proc.AfterHealthy != nil {
+		actx, cancel := context.WithTimeout(ctx, afterHealthyTimeout)
+		defer cancel()
+		if err := proc.AfterHealthy(actx); err != nil {
+			return fmt.Errorf("%s: after start: %w", c.name, err)
+		}
+	}
 	return nil
 }
+
+// afterHealthyTimeout bounds a service's AfterHealthy step.
+const afterHealthyTimeout = 30 * time.Second
 
 func (r *run) spawn(name string, proc *Process) (*child, error) {
 	path, err := resolveBinary(r.opts.BinDir, proc.Path)
@@ -519,6 +541,7 @@ func (r *run) printTable() {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.name, c.cmd.Process.Pid, FormatEndpoints(c.proc.Endpoints), c.logPath)
 	}
 	tw.Flush()
+	r.printf("tools: eval \"$(metacircular env --root %s)\" points mciasctl, mcnsctl and mcproxyctl at this platform\n", r.opts.Root)
 	r.printf("stop with Ctrl-C or \"metacircular down\"\n")
 }
 

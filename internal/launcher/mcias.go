@@ -82,6 +82,8 @@ rp_origins = ["https://localhost:%d"]
 			return nil, err
 		}
 		env.Print("MCIAS admin: username admin, password " + pw + " (shown once; change it with mciasctl)")
+	} else {
+		env.Print(fmt.Sprintf("MCIAS: the admin password was shown on the first run only; to set a new one: %s --config %s recover-admin admin", bin, cfgPath))
 	}
 	url := "https://" + httpsAddr
 	return &Process{
@@ -94,6 +96,7 @@ rp_origins = ["https://localhost:%d"]
 			"https": url, "grpc": grpcAddr, "ca": env.CA.CertPath(),
 			"web": "https://localhost:" + strconv.Itoa(httpsPort) + "/",
 		},
+		Exports: map[string]string{"METACIRCULAR_MCIAS": grpcAddr},
 	}, nil
 }
 

@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"git.metacircular.net/metacircular/mcdsl/atomicfile"
+	mcnsclient "git.metacircular.net/metacircular/mcns/client"
 )
 
 // MCNS is the DNS service. On the first run Prepare writes mcns.toml with
@@ -50,6 +53,8 @@ listen_addr = %q
 grpc_addr = %q
 tls_cert = %q
 tls_key = %q
+# mc-proxy relays the REST API here with a PROXY header naming the client.
+proxy_protocol_from = ["127.0.0.1"]
 
 [database]
 path = %q
@@ -107,7 +112,49 @@ admin_email = %q
 			TCP: dnsAddr,
 		},
 		Endpoints: map[string]string{"https": url, "grpc": grpcAddr, "dns": dnsAddr, "ca": env.CA.CertPath()},
+		Exports:   map[string]string{"METACIRCULAR_MCNS": grpcAddr},
+		AfterHealthy: func(ctx context.Context) error {
+			return registerNames(ctx, env, grpcAddr)
+		},
 	}, nil
+}
+
+// namedServices have a name in svc.D, registered in MCNS by the launcher
+// the way the MCP agent will register the services it deploys. Metacrypt
+// and MCR join as they land.
+var namedServices = []string{"mcias", "mcns"}
+
+// nodeAddress is where every service of the local platform answers.
+const nodeAddress = "127.0.0.1"
+
+// registerNames makes sure <service>.svc.D has an A record for the local
+// node for every named service (mcns.svc.D is also the zones' NS target),
+// through MCNS's record API as the mcp-agent system account. Records that
+// exist are left alone, so a re-run changes nothing.
+func registerNames(ctx context.Context, env *Env, grpcAddr string) error {
+	tok, err := os.ReadFile(filepath.Join(env.Root, "mcp", "mcp-agent.token")) //nolint:gosec // under the state root
+	if err != nil {
+		return fmt.Errorf("register names: %w", err)
+	}
+	c, err := mcnsclient.New(grpcAddr, env.CA.CertPath(), strings.TrimSpace(string(tok)))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Close() }()
+	zone := "svc." + env.Domain
+	for _, name := range namedServices {
+		have, err := c.ListRecords(ctx, zone, mcnsclient.Filter{Name: name, Type: "A"})
+		if err != nil {
+			return fmt.Errorf("register %s.%s: %w", name, zone, err)
+		}
+		if slices.ContainsFunc(have, func(r mcnsclient.Record) bool { return r.Value == nodeAddress }) {
+			continue
+		}
+		if _, err := c.CreateRecord(ctx, zone, mcnsclient.RecordFields{Name: name, Type: "A", Value: nodeAddress}); err != nil {
+			return fmt.Errorf("register %s.%s: %w", name, zone, err)
+		}
+	}
+	return nil
 }
 
 // provisionAgent makes sure the mcp-agent system account exists in MCIAS

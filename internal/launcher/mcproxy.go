@@ -89,11 +89,14 @@ backend_tls = true
 backend_ca = %q
 backend_server_name = %q
 
+# MCNS sees the real client: it believes PROXY headers from 127.0.0.1
+# (its server.proxy_protocol_from).
 [[routes]]
 listener = "https"
 hostname = %q
 mode = "l4"
 backend = %q
+send_proxy_protocol = true
 `, sock, metricsAddr, filepath.Join(dir, "mc-proxy.db"), listenAddr,
 			mciasHost, loopback("mcias-https"), cert.CertPath, cert.KeyPath, env.CA.CertPath(), mciasHost,
 			mcnsHost, loopback("mcns-https"))
@@ -121,5 +124,6 @@ backend = %q
 		Endpoints: map[string]string{
 			"https": listenAddr, "admin": sock, "metrics": "http://" + metricsAddr + "/metrics",
 		},
+		Exports: map[string]string{"METACIRCULAR_MCPROXY_SOCKET": sock},
 	}, nil
 }
