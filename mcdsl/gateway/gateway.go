@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"git.metacircular.net/metacircular/mcdsl/apierr"
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
 	"git.metacircular.net/metacircular/mcdsl/metrics"
 )
 
@@ -107,11 +107,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "request body is larger than " + strconv.FormatInt(h.maxBody, 10) + " bytes"})
 		return
 	}
-	if hasBody(r) && !isJSON(r.Header.Get("Content-Type")) {
+	if jsonapi.HasBody(r) && !jsonapi.IsJSON(r.Header.Get("Content-Type")) {
 		// Form and text bodies are what a page on another origin can make
 		// a browser send without asking (a CORS "simple request"); JSON
 		// cannot be, so refusing the rest keeps those pages out.
-		writeJSONError(w, http.StatusUnsupportedMediaType, "request body must be application/json")
+		writeJSONError(w, http.StatusUnsupportedMediaType, jsonapi.UnsupportedMediaType)
 		return
 	}
 	if r.Body != nil {
@@ -131,19 +131,6 @@ func clientAddr(r *http.Request) net.Addr {
 		return nil
 	}
 	return net.TCPAddrFromAddrPort(ap)
-}
-
-// hasBody reports whether the request carries a body (a declared length
-// or a chunked one).
-func hasBody(r *http.Request) bool {
-	return r.ContentLength > 0 || (r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody)
-}
-
-// isJSON reports whether a Content-Type is application/json, with or
-// without parameters (charset=utf-8).
-func isJSON(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == "application/json"
 }
 
 // writeJSONError answers {"error": msg} with a status code no apierr kind

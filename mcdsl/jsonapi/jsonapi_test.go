@@ -47,3 +47,28 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("answer: %d %q %v", rec.Code, rec.Body, rec.Header())
 	}
 }
+
+func TestRequireJSON(t *testing.T) {
+	h := RequireJSON(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	for _, tc := range []struct {
+		ct, body string
+		want     int
+	}{
+		{"application/json", "{}", 204},
+		{"application/json; charset=utf-8", "{}", 204},
+		{"text/plain", "{}", 415},
+		{"application/x-www-form-urlencoded", "a=b", 415},
+		{"", "{}", 415},
+		{"", "", 204},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+		if tc.ct != "" {
+			r.Header.Set("Content-Type", tc.ct)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tc.want {
+			t.Errorf("%q %q: %d, want %d", tc.ct, tc.body, rec.Code, tc.want)
+		}
+	}
+}

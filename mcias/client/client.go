@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/cli"
@@ -30,6 +31,7 @@ type Client struct {
 	policies mciasv1.PolicyServiceClient
 	keys     mciasv1.KeyServiceClient
 	passkeys mciasv1.PasskeyServiceClient
+	onToken  func(Token)
 }
 
 // New returns a client for MCIAS's gRPC address (host:port, its
@@ -53,6 +55,26 @@ func (c *Client) Close() error { return c.conn.Close() }
 
 // SetToken sets the bearer token used for authenticated calls.
 func (c *Client) SetToken(tok string) { c.conn.SetToken(tok) }
+
+// OnToken registers fn to be called with every new token the client
+// switches to: after Login and Renew, and after the credential changes
+// that revoke every token of the caller's account and answer with a fresh
+// one (ChangePassword, ConfirmTOTP, DisableTOTP on its own account).
+// Command-line tools save their session with it.
+func (c *Client) OnToken(fn func(Token)) { c.onToken = fn }
+
+// adopt switches to a token an answer carried (none when tok is empty).
+func (c *Client) adopt(tok string, expires *timestamppb.Timestamp) Token {
+	if tok == "" {
+		return Token{}
+	}
+	t := Token{Token: tok, ExpiresAt: expires.AsTime()}
+	c.conn.SetToken(tok)
+	if c.onToken != nil {
+		c.onToken(t)
+	}
+	return t
+}
 
 // Token is an issued token.
 type Token struct {
@@ -82,8 +104,7 @@ func (c *Client) Login(ctx context.Context, req LoginRequest) (Token, error) {
 	if err != nil {
 		return Token{}, c.conn.Err(err)
 	}
-	c.conn.SetToken(resp.GetToken())
-	return Token{Token: resp.GetToken(), ExpiresAt: resp.GetExpiresAt().AsTime()}, nil
+	return c.adopt(resp.GetToken(), resp.GetExpiresAt()), nil
 }
 
 // CLILogin logs in at the MCIAS gRPC address addr trusting caFile, for
@@ -112,8 +133,7 @@ func (c *Client) Renew(ctx context.Context) (Token, error) {
 	if err != nil {
 		return Token{}, c.conn.Err(err)
 	}
-	c.conn.SetToken(resp.GetToken())
-	return Token{Token: resp.GetToken(), ExpiresAt: resp.GetExpiresAt().AsTime()}, nil
+	return c.adopt(resp.GetToken(), resp.GetExpiresAt()), nil
 }
 
 // Logout revokes the current token.
@@ -285,12 +305,17 @@ func (c *Client) DeleteAccount(ctx context.Context, account string) error {
 	return c.conn.Err(err)
 }
 
-// ChangePassword changes the caller's own password.
-func (c *Client) ChangePassword(ctx context.Context, account, current, next string) error {
-	_, err := c.accounts.ChangePassword(ctx, &mciasv1.ChangePasswordRequest{
+// ChangePassword changes the caller's own password. MCIAS revokes every
+// token of the account, the client's too, and answers with a fresh one,
+// which the client uses from then on (and returns).
+func (c *Client) ChangePassword(ctx context.Context, account, current, next string) (Token, error) {
+	resp, err := c.accounts.ChangePassword(ctx, &mciasv1.ChangePasswordRequest{
 		Account: account, CurrentPassword: current, NewPassword: next,
 	})
-	return c.conn.Err(err)
+	if err != nil {
+		return Token{}, c.conn.Err(err)
+	}
+	return c.adopt(resp.GetToken(), resp.GetExpiresAt()), nil
 }
 
 // IssueSystemToken issues a token for a system account (admin); ttl 0
@@ -349,20 +374,29 @@ func (c *Client) EnrollTOTP(ctx context.Context, account string) (TOTPEnrollment
 	return TOTPEnrollment{Secret: resp.GetSecret(), URI: resp.GetUri()}, nil
 }
 
-// ConfirmTOTP activates TOTP and returns the recovery codes.
+// ConfirmTOTP activates TOTP and returns the recovery codes. Turning TOTP
+// on revokes every token of the account; the client switches to the fresh
+// token MCIAS answers with (see OnToken).
 func (c *Client) ConfirmTOTP(ctx context.Context, account, code string) ([]string, error) {
 	resp, err := c.accounts.ConfirmTOTP(ctx, &mciasv1.ConfirmTOTPRequest{Account: account, Code: code})
 	if err != nil {
 		return nil, c.conn.Err(err)
 	}
+	c.adopt(resp.GetToken(), resp.GetExpiresAt())
 	return resp.GetRecoveryCodes(), nil
 }
 
 // DisableTOTP turns TOTP off (a code is needed unless an admin resets
-// another account).
+// another account). Turning it off revokes every token of the account; on
+// the caller's own account the client switches to the fresh token MCIAS
+// answers with (see OnToken).
 func (c *Client) DisableTOTP(ctx context.Context, account, code string) error {
-	_, err := c.accounts.DisableTOTP(ctx, &mciasv1.DisableTOTPRequest{Account: account, Code: code})
-	return c.conn.Err(err)
+	resp, err := c.accounts.DisableTOTP(ctx, &mciasv1.DisableTOTPRequest{Account: account, Code: code})
+	if err != nil {
+		return c.conn.Err(err)
+	}
+	c.adopt(resp.GetToken(), resp.GetExpiresAt())
+	return nil
 }
 
 // Policy is a login policy rule.

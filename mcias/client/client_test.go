@@ -130,7 +130,23 @@ func TestCLILogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var switched []client.Token
+	tess.OnToken(func(tk client.Token) { switched = append(switched, tk) })
 	if _, err := tess.ConfirmTOTP(ctx, me.Subject, now); err != nil {
+		t.Fatal(err)
+	}
+	// Turning TOTP on revoked tess's token; the client switched to the
+	// one the answer carried, and told OnToken.
+	if me, err := tess.WhoAmI(ctx); err != nil || me.Username != "tess" || len(switched) != 1 || switched[0].Token == "" {
+		t.Fatalf("after ConfirmTOTP: WhoAmI %+v, %v; tokens switched to: %d", me, err, len(switched))
+	}
+	if pw, err := tess.ChangePassword(ctx, "tess", "tess-password-123", "tess-password-456"); err != nil || pw.Token == "" || len(switched) != 2 {
+		t.Fatalf("ChangePassword = %+v, %v", pw, err)
+	}
+	if _, err := tess.WhoAmI(ctx); err != nil {
+		t.Fatalf("WhoAmI after ChangePassword: %v", err)
+	}
+	if _, err := tess.ChangePassword(ctx, "tess", "tess-password-456", "tess-password-123"); err != nil {
 		t.Fatal(err)
 	}
 	// What mcdsl/cli's login command checks before asking for a code.

@@ -41,8 +41,14 @@ func main() {
 // --session and --json flags, the session file and the login command.
 var tool = &cli.Tool{Name: "mciasctl", Login: client.CLILogin}
 
+// sessionPath reads the --session flag (set by newRoot): the session file
+// whose token a credential change replaces.
+var sessionPath func() string
+
 // withClient runs fn with a client for the session's (or the flags')
-// MCIAS and token, closing it afterwards.
+// MCIAS and token, closing it afterwards. When MCIAS answers a credential
+// change of the caller's own account (password, TOTP on or off) with a
+// fresh token — the change revoked the old one — the session file gets it.
 func withClient(fn func(c *client.Client) error) error {
 	s, addr, err := tool.Server(true)
 	if err != nil {
@@ -53,7 +59,33 @@ func withClient(fn func(c *client.Client) error) error {
 		return err
 	}
 	defer func() { _ = c.Close() }()
+	used := s.Token
+	c.OnToken(func(t client.Token) {
+		if err := replaceSessionToken(used, t); err != nil {
+			fmt.Fprintf(os.Stderr, "mciasctl: warning: saving the new token: %v; run mciasctl login\n", err)
+		}
+		used = t.Token
+	})
 	return fn(c)
+}
+
+// replaceSessionToken puts t into the session file in place of used, if
+// the file holds used (a --token or $MCIASCTL_TOKEN token is not the
+// session's; the file is left alone then). A zero t drops the token.
+func replaceSessionToken(used string, t client.Token) error {
+	if sessionPath == nil {
+		return nil
+	}
+	path := sessionPath()
+	var s cli.Session
+	if err := cli.LoadSession(path, &s); err != nil {
+		return err
+	}
+	if s.Token == "" || s.Token != used {
+		return nil
+	}
+	s.Token, s.ExpiresAt = t.Token, t.ExpiresAt
+	return cli.SaveSession(path, s)
 }
 
 func newRoot() *cobra.Command {
@@ -75,6 +107,7 @@ JSON for scripts.`,
 		SilenceErrors: true,
 	}
 	tool.Flags(cmd)
+	sessionPath = cmd.PersistentFlags().Lookup("session").Value.String
 	// --server was the REST URL before mciasctl spoke gRPC; say what to
 	// pass instead of "unknown flag".
 	var oldServer string
@@ -195,7 +228,7 @@ func accountsCmd() *cobra.Command {
 			})}
 	}
 	var resetStdin bool
-	setPassword := &cobra.Command{Use: "set-password ACCOUNT", Short: "Reset an account's password (admin)", Args: cobra.ExactArgs(1),
+	setPassword := &cobra.Command{Use: "set-password ACCOUNT", Short: "Reset an account's password (admin); ends all the account's sessions", Args: cobra.ExactArgs(1),
 		Example: "  mciasctl accounts set-password alice    # asks for the new password twice\n" +
 			"  printf '%s\\n' \"$PASSWORD\" | mciasctl accounts set-password alice --password-stdin",
 		RunE: run(func(ctx context.Context, c *client.Client, args []string) (any, []client.Account, error) {
@@ -204,7 +237,15 @@ func accountsCmd() *cobra.Command {
 				return nil, nil, err
 			}
 			a, err := c.UpdateAccount(ctx, args[0], client.UpdateAccountRequest{Password: &pw})
-			return a, []client.Account{a}, err
+			if err != nil {
+				return a, []client.Account{a}, err
+			}
+			// A reset revokes every token of the account: when it was the
+			// caller's own, this session is gone too.
+			if _, werr := c.WhoAmI(ctx); client.KindOf(werr) == apierr.Unauthenticated {
+				fmt.Fprintf(os.Stderr, "mciasctl: the password of %s (your own account) was reset, which ended all its sessions, this one too: run mciasctl login\n", a.Username)
+			}
+			return a, []client.Account{a}, nil
 		})}
 	setPassword.Flags().BoolVar(&resetStdin, "password-stdin", false, "read the password from standard input")
 	del := &cobra.Command{Use: "delete ACCOUNT", Short: "Delete an account and its tokens", Args: cobra.ExactArgs(1),
@@ -433,7 +474,7 @@ func totpCmd() *cobra.Command {
 					return err
 				}
 				return tool.Print(cmd.OutOrStdout(), codes, func(w *tabwriter.Writer) {
-					fmt.Fprintln(w, "TOTP enabled. Recovery codes (each works once; store them safely):")
+					fmt.Fprintln(w, "TOTP enabled; your other sessions were signed out. Recovery codes (each works once; store them safely):")
 					for _, code := range codes {
 						fmt.Fprintln(w, "  "+code)
 					}

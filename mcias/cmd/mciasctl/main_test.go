@@ -18,6 +18,7 @@ import (
 	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcias/internal/server"
+	"git.metacircular.net/metacircular/mcias/internal/totp"
 )
 
 func TestEveryCommandHasExample(t *testing.T) {
@@ -115,6 +116,67 @@ func TestCommands(t *testing.T) {
 	if out, err := ctl("", "whoami"); err == nil {
 		t.Fatalf("whoami after logout succeeded:\n%s", out)
 	}
+}
+
+// TestSessionFollowsCredentialChanges: turning TOTP on or off revokes every
+// token of the account and answers with a fresh one, which mciasctl saves
+// in the session so the next command works; resetting one's own password
+// with set-password ends the session, and mciasctl says so.
+func TestSessionFollowsCredentialChanges(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mciasctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	addr, caFile := startMCIAS(t, dir)
+	session := filepath.Join(dir, "session.json")
+	ctl := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"--session", session}, args...)...)
+		cmd.Env = append(os.Environ(), "METACIRCULAR_MCIAS="+addr, "METACIRCULAR_CA="+caFile, "MCIASCTL_TOKEN=")
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	must := func(stdin string, args ...string) string {
+		t.Helper()
+		out, err := ctl(stdin, args...)
+		if err != nil {
+			t.Fatalf("mciasctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	must(adminPassword+"\n", "login", "-u", "admin", "--password-stdin")
+	var enr struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal([]byte(must("", "--json", "totp", "enroll")), &enr); err != nil || enr.Secret == "" {
+		t.Fatalf("enroll: %v", err)
+	}
+	now, err := totp.Code(enr.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	must("", "totp", "confirm", now)
+	if out := must("", "whoami"); !strings.Contains(out, "admin") {
+		t.Fatalf("whoami after turning TOTP on:\n%s", out)
+	}
+	next, err := totp.Code(enr.Secret, time.Now().Add(totp.Period))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must("", "totp", "disable", next)
+	if out := must("", "whoami"); !strings.Contains(out, "admin") {
+		t.Fatalf("whoami after turning TOTP off:\n%s", out)
+	}
+	out := must("admin-new-password-1\n", "accounts", "set-password", "admin", "--password-stdin")
+	if !strings.Contains(out, "run mciasctl login") {
+		t.Fatalf("resetting one's own password did not say the session ended:\n%s", out)
+	}
+	if out, err := ctl("", "whoami"); err == nil {
+		t.Fatalf("whoami with the session the reset ended:\n%s", out)
+	}
+	must("admin-new-password-1\n", "login", "-u", "admin", "--password-stdin")
+	must("", "whoami")
 }
 
 // startMCIAS runs MCIAS (gRPC only) with a bootstrapped admin until the

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
-	"git.metacircular.net/metacircular/mcias/internal/password"
 	"git.metacircular.net/metacircular/mcias/internal/store"
 )
 
@@ -93,9 +92,9 @@ func (s *Service) createAccount(ctx context.Context, req CreateAccountRequest, b
 		return Account{}, invalid("account_type must be %q or %q", auth.AccountHuman, auth.AccountSystem)
 	}
 	if req.Password != "" {
-		h, err := password.Hash(req.Password, s.cfg.Argon2)
+		h, err := s.hashPassword(ctx, req.Password)
 		if err != nil {
-			return Account{}, invalid("%v", err)
+			return Account{}, err
 		}
 		a.PasswordHash = h
 	}
@@ -175,8 +174,10 @@ type UpdateAccountRequest struct {
 }
 
 // UpdateAccount changes status, roles or password (admin only). Disabling
-// revokes the account's tokens. The last active admin cannot be disabled or
-// lose the admin role.
+// revokes the account's tokens; so does a password reset, which is a
+// credential change (an admin resetting their own password this way signs
+// themselves out too). The last active admin cannot be disabled or lose
+// the admin role.
 func (s *Service) UpdateAccount(ctx context.Context, caller *auth.Identity, id string, req UpdateAccountRequest) (Account, error) {
 	if !caller.IsAdmin() {
 		return Account{}, ErrForbidden
@@ -186,9 +187,9 @@ func (s *Service) UpdateAccount(ctx context.Context, caller *auth.Identity, id s
 		if err := validPassword(*req.Password); err != nil {
 			return Account{}, err
 		}
-		h, err := password.Hash(*req.Password, s.cfg.Argon2)
+		h, err := s.hashPassword(ctx, *req.Password)
 		if err != nil {
-			return Account{}, invalid("%v", err)
+			return Account{}, err
 		}
 		hash = h
 	}
@@ -217,6 +218,7 @@ func (s *Service) UpdateAccount(ctx context.Context, caller *auth.Identity, id s
 		}
 		if hash != "" {
 			a.PasswordHash = hash
+			s.credentialsChanged(a)
 		}
 		isAdmin := a.Status == store.StatusActive && slices.Contains(a.Roles, auth.RoleAdmin)
 		if wasAdmin && !isAdmin && admins <= 1 {
@@ -227,8 +229,8 @@ func (s *Service) UpdateAccount(ctx context.Context, caller *auth.Identity, id s
 	if err != nil {
 		return Account{}, mapStore(err)
 	}
-	s.logger.Info("account updated", "username", a.Username, "status", a.Status, "roles", a.Roles,
-		"password_changed", hash != "", "by", caller.Username)
+	s.logger.Info("account updated", "account", a.ID, "username", a.Username, "status", a.Status, "roles", a.Roles,
+		"password_reset", hash != "", "tokens_revoked", hash != "" || a.Status == store.StatusDisabled, "by", caller.Username)
 	return view(a), nil
 }
 

@@ -24,6 +24,11 @@ var (
 	// ErrThrottled: too many failures for the account or the source
 	// address. Login returns it wrapped with a retry delay (RetryAfter).
 	ErrThrottled = apierr.Opaque(apierr.Throttled, "too many failed attempts; try again later")
+	// ErrBusy: every Argon2 slot stayed taken for the whole wait
+	// (Config.Argon2Slots, Argon2MaxWait): the server is too busy hashing
+	// passwords to check this one. Returned wrapped with a retry delay
+	// (BusyRetryAfter). Nothing was checked, so it is no throttle failure.
+	ErrBusy = apierr.Opaque(apierr.Unavailable, "too many password checks in progress; try again shortly")
 	// ErrInvalidToken: a token that fails any check (signature, expiry,
 	// revocation, account state).
 	ErrInvalidToken error = invalidToken{apierr.Opaque(apierr.Unauthenticated, auth.ErrInvalidToken.Error())}
@@ -44,6 +49,14 @@ const RetryAfter = 60 * time.Second
 
 // errThrottled is ErrThrottled as returned: with the retry delay.
 var errThrottled = apierr.WithRetry(ErrThrottled, RetryAfter)
+
+// BusyRetryAfter is how long a caller refused with ErrBusy is told to wait
+// (Retry-After, RetryInfo): a hash takes a fraction of a second, so a
+// slot is likely free again by then.
+const BusyRetryAfter = time.Second
+
+// errBusy is ErrBusy as returned: with the retry delay.
+var errBusy = apierr.WithRetry(ErrBusy, BusyRetryAfter)
 
 // invalidToken is ErrInvalidToken: Unauthenticated for the API, and also
 // mcdsl/auth's ErrInvalidToken, so auth.Middleware (which guards the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -28,6 +29,17 @@ type Config struct {
 	// ThrottleWindow.
 	AccountFailures, IPFailures int
 	ThrottleWindow              time.Duration
+	// Argon2Slots bounds how many Argon2id computations (logins, password
+	// changes and resets, account creation, the unknown-user equalizer)
+	// run at once; 0 sizes it from the CPUs and memory
+	// (password.AutoSlots with password.MemoryBudgetKiB).
+	Argon2Slots int
+	// Argon2MaxWait is how long a request waits for an Argon2 slot before
+	// it is answered ErrBusy (0: password.DefaultMaxWait).
+	Argon2MaxWait time.Duration
+	// HashHook, when set, runs inside every Argon2 slot before the work
+	// (tests hold a slot with it). Nil in production.
+	HashHook func()
 	// Now overrides the clock (tests).
 	Now func() time.Time
 }
@@ -55,6 +67,12 @@ func (c *Config) Defaults() {
 	if c.ThrottleWindow == 0 {
 		c.ThrottleWindow = 15 * time.Minute
 	}
+	if c.Argon2Slots == 0 {
+		c.Argon2Slots = password.AutoSlots(c.Argon2, password.MemoryBudgetKiB(), runtime.GOMAXPROCS(0))
+	}
+	if c.Argon2MaxWait == 0 {
+		c.Argon2MaxWait = password.DefaultMaxWait
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -66,6 +84,7 @@ type Service struct {
 	cfg       Config
 	logger    *slog.Logger
 	equalizer *password.Equalizer
+	gate      *password.Gate
 	acct, ip  *throttle.Limiter
 
 	mu     sync.RWMutex
@@ -88,9 +107,12 @@ func New(ctx context.Context, st *store.Store, cfg Config, logger *slog.Logger) 
 	}
 	s := &Service{
 		st: st, cfg: cfg, logger: logger, equalizer: eq,
+		gate: password.NewGate(password.GateOptions{Slots: cfg.Argon2Slots, MaxWait: cfg.Argon2MaxWait, Hold: cfg.HashHook}),
 		acct: throttle.New(cfg.AccountFailures, cfg.ThrottleWindow, cfg.Now, true),
 		ip:   throttle.New(cfg.IPFailures, cfg.ThrottleWindow, cfg.Now, false),
 	}
+	logger.Info("argon2 concurrency", "slots", s.gate.Slots(), "max_wait", s.gate.MaxWait().String(),
+		"memory_kib_each", cfg.Argon2.Memory)
 	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
 	}

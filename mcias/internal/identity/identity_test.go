@@ -139,7 +139,7 @@ func TestTOTPCodeAndRecoveryCodeAreSingleUseUnderRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ := totp.Code(e.Secret, clk.now())
-	codes, err := svc.ConfirmTOTP(ctx, admin, admin.Subject, code)
+	codes, _, err := svc.ConfirmTOTP(ctx, admin, admin.Subject, code)
 	if err != nil || len(codes) != RecoveryCodeCount {
 		t.Fatalf("confirm: %d codes, %v", len(codes), err)
 	}
@@ -276,11 +276,11 @@ func TestSecretRechecksAreThrottled(t *testing.T) {
 	svc, _, admin := newService(t, Config{AccountFailures: 3})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := svc.ChangePassword(ctx, admin, admin.Subject, "wrong-current-pw", "new-password-123"); !errors.Is(err, ErrBadCredentials) {
+		if _, err := svc.ChangePassword(ctx, admin, admin.Subject, "wrong-current-pw", "new-password-123"); !errors.Is(err, ErrBadCredentials) {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
 	}
-	if err := svc.ChangePassword(ctx, admin, admin.Subject, adminPW, "new-password-123"); !errors.Is(err, ErrThrottled) {
+	if _, err := svc.ChangePassword(ctx, admin, admin.Subject, adminPW, "new-password-123"); !errors.Is(err, ErrThrottled) {
 		t.Fatalf("a stolen token could keep guessing the password: %v", err)
 	}
 }
@@ -301,6 +301,7 @@ func TestErrorKinds(t *testing.T) {
 		{fmt.Errorf("rule 7: %w", ErrPolicyDenied), apierr.Denied, "login denied by policy", 0},
 		{fmt.Errorf("%w: not an admin", ErrForbidden), apierr.Denied, "forbidden", 0},
 		{errThrottled, apierr.Throttled, "too many failed attempts; try again later", RetryAfter},
+		{errBusy, apierr.Unavailable, "too many password checks in progress; try again shortly", BusyRetryAfter},
 		{ErrInvalidToken, apierr.Unauthenticated, "invalid or expired token", 0},
 		{invalid("username %q", "X"), apierr.Invalid, `invalid request: username "X"`, 0},
 		{fmt.Errorf("%w: account x", ErrNotFound), apierr.NotFound, "not found: account x", 0},

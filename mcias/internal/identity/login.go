@@ -12,6 +12,7 @@ import (
 	"git.metacircular.net/metacircular/mcias/internal/password"
 	"git.metacircular.net/metacircular/mcias/internal/policy"
 	"git.metacircular.net/metacircular/mcias/internal/store"
+	"git.metacircular.net/metacircular/mcias/internal/throttle"
 )
 
 // LoginRequest is a password login.
@@ -65,7 +66,15 @@ func ipKey(remote string) string {
 }
 
 // Login checks credentials, the second factor and login policy and issues a
-// token. Failures are throttled per account name and per source IP.
+// token. Failures are throttled per account name and per source IP: each
+// attempt reserves a slot under both before anything is checked and ends
+// as a failure (a password or second factor was checked and was wrong), a
+// success (password and, when enabled, the second factor verified: the
+// only outcome that clears the account's failures) or withdrawn (nothing
+// was settled: refused by the other limit, the server too busy to hash,
+// login policy saying no to a correct credential). Log lines name the
+// account by ID, never by the name as typed, which may be a password typed
+// into the wrong field.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (Issued, error) {
 	if err := validateLoginInput(req); err != nil {
 		return Issued{}, err
@@ -77,13 +86,13 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Issued, error) {
 	}
 	ipAttempt, ok := s.ip.Begin(ipKey(req.RemoteIP))
 	if !ok {
-		attempt.Done(true) // not this account's failure
+		attempt.Done(throttle.Withdrawn) // refused by the address limit: no guess was checked
 		return Issued{}, errThrottled
 	}
-	success := false
+	outcome := throttle.Failed
 	defer func() {
-		attempt.Done(success)
-		ipAttempt.Done(success)
+		attempt.Done(outcome)
+		ipAttempt.Done(outcome)
 	}()
 
 	a, err := s.st.GetAccountByUsername(ctx, name)
@@ -91,55 +100,104 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (Issued, error) {
 		return Issued{}, err
 	}
 	if a == nil || a.Status != store.StatusActive || a.PasswordHash == "" {
-		s.equalizer.Burn(req.Password)
-		s.logger.Info("login failed", "username", name, "service_name", req.ServiceName, "remote", req.RemoteIP)
+		if err := s.burn(ctx, req.Password); err != nil {
+			outcome = throttle.Withdrawn
+			return Issued{}, err
+		}
+		reason := "unknown account"
+		if a != nil {
+			reason = "account disabled or without a password"
+		}
+		s.logLoginFailure(a, req, reason)
 		return Issued{}, ErrBadCredentials
 	}
-	okPw, err := password.Verify(req.Password, a.PasswordHash)
+	okPw, err := s.verifyPassword(ctx, req.Password, a.PasswordHash)
+	if errors.Is(err, ErrBusy) || ctx.Err() != nil {
+		outcome = throttle.Withdrawn
+		return Issued{}, err
+	}
 	if err != nil {
-		return Issued{}, fmt.Errorf("login: stored hash for %s: %w", a.Username, err)
+		return Issued{}, fmt.Errorf("login: stored hash of account %s: %w", a.ID, err)
 	}
 	if !okPw {
-		s.logger.Info("login failed", "username", name, "service_name", req.ServiceName, "remote", req.RemoteIP)
+		s.logLoginFailure(a, req, "wrong password")
 		return Issued{}, ErrBadCredentials
 	}
 	if a.TOTPEnabled {
 		if req.TOTPCode == "" {
+			// Counted: the different answer tells the caller the password
+			// was right, so it must cost a guess like a wrong one.
 			return Issued{}, ErrTOTPRequired
 		}
 		if err := s.checkSecondFactor(ctx, a, req.TOTPCode); err != nil {
-			s.logger.Info("login failed: second factor", "username", name, "remote", req.RemoteIP)
+			s.logLoginFailure(a, req, "wrong second factor")
 			return Issued{}, err
 		}
 	}
-	// Credentials are right from here on: a policy denial is not a guess.
-	success = true
+	// The credentials are right from here on: a policy denial is not a
+	// guess, nor is it the owner getting in.
 	if err := s.checkPolicy(ctx, a, policy.ActionLogin, req.ServiceName, req.Tags); err != nil {
+		outcome = throttle.Withdrawn
 		return Issued{}, err
 	}
+	outcome = throttle.Succeeded
 	if password.NeedsRehash(a.PasswordHash, s.cfg.Argon2) {
-		if h, err := password.Hash(req.Password, s.cfg.Argon2); err == nil {
-			_, _ = s.st.UpdateAccount(ctx, a.ID, func(acc *store.Account) error { acc.PasswordHash = h; return nil })
+		if h, err := s.hashPassword(ctx, req.Password); err == nil {
+			_, _ = s.st.UpdateAccount(ctx, a.ID, func(acc *store.Account) error {
+				if acc.PasswordHash != a.PasswordHash {
+					return errCredentialsChanged // changed meanwhile: keep the newer password
+				}
+				acc.PasswordHash = h
+				return nil
+			})
 		}
 	}
 	iss, err := s.issue(ctx, a, store.KindLogin, s.cfg.HumanTTL)
+	if errors.Is(err, errCredentialsChanged) {
+		// The password was changed while this login checked the old one.
+		outcome = throttle.Withdrawn
+		s.logLoginFailure(a, req, "credentials changed during the login")
+		return Issued{}, ErrBadCredentials
+	}
 	if err != nil {
 		return Issued{}, err
 	}
-	s.logger.Info("login", "username", a.Username, "service_name", req.ServiceName, "remote", req.RemoteIP)
+	s.logger.Info("login", "account", a.ID, "username", a.Username, "service_name", req.ServiceName, "remote", req.RemoteIP)
 	return iss, nil
+}
+
+// logLoginFailure logs a refused login by the account's ID and stored
+// username when the typed name names an account, and as "unknown"
+// otherwise: the typed name is never logged, since people type passwords
+// into username fields and logs are kept and shipped.
+func (s *Service) logLoginFailure(a *store.Account, req LoginRequest, reason string) {
+	if a == nil {
+		s.logger.Info("login failed", "account", "unknown", "reason", reason,
+			"service_name", req.ServiceName, "remote", req.RemoteIP)
+		return
+	}
+	s.logger.Info("login failed", "account", a.ID, "username", a.Username, "reason", reason,
+		"service_name", req.ServiceName, "remote", req.RemoteIP)
 }
 
 // throttled runs check (a password or second-factor verification for an
 // already authenticated caller) under the account's failed-attempt limit,
 // so a stolen token cannot be used to guess the password or a TOTP code.
-func (s *Service) throttled(username string, check func() error) error {
+// A failed check counts; a passing one does not clear the account's
+// failures (it proves one factor, not a login), and a check the server was
+// too busy to run is withdrawn.
+func (s *Service) throttled(ctx context.Context, username string, check func() error) error {
 	attempt, ok := s.acct.Begin("acct:" + strings.ToLower(username))
 	if !ok {
 		return errThrottled
 	}
 	err := check()
-	attempt.Done(err == nil)
+	switch {
+	case err == nil, errors.Is(err, ErrBusy), ctx.Err() != nil:
+		attempt.Done(throttle.Withdrawn)
+	default:
+		attempt.Done(throttle.Failed)
+	}
 	return err
 }
 
@@ -152,7 +210,7 @@ func (s *Service) checkPolicy(ctx context.Context, a *store.Account, action, ser
 		Roles: a.Roles, AccountType: a.Type, Action: action, ServiceName: serviceName, Tags: tags,
 	})
 	if !d.Allow {
-		s.logger.Info("login denied by policy", "username", a.Username, "service_name", serviceName, "rule", d.RuleID, "reason", d.Reason)
+		s.logger.Info("login denied by policy", "account", a.ID, "username", a.Username, "service_name", serviceName, "rule", d.RuleID, "reason", d.Reason)
 		return ErrPolicyDenied
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
-	"git.metacircular.net/metacircular/mcias/internal/password"
 	"git.metacircular.net/metacircular/mcias/internal/policy"
 	"git.metacircular.net/metacircular/mcias/internal/store"
 )
@@ -48,7 +47,8 @@ func (s *Service) Bootstrap(ctx context.Context, username, pw string) (bool, err
 // account if needed, and clears its TOTP. If login policy would deny an
 // admin logging in with mciasctl, it adds an allow rule for that at
 // priority -1 — below anything the API accepts, so it is evaluated first —
-// and reports it, so the operator can log in and repair the policy.
+// and reports it, so the operator can log in and repair the policy. For an
+// existing account it is a credential change: all its tokens are revoked.
 func (s *Service) RecoverAdmin(ctx context.Context, username, pw string) (addedRule bool, err error) {
 	if err := validPassword(pw); err != nil {
 		return false, err
@@ -66,13 +66,14 @@ func (s *Service) RecoverAdmin(ctx context.Context, username, pw string) (addedR
 	case a.Type != auth.AccountHuman:
 		return false, invalid("%s is a system account", username)
 	default:
-		h, err := password.Hash(pw, s.cfg.Argon2)
+		h, err := s.hashPassword(ctx, pw)
 		if err != nil {
-			return false, invalid("%v", err)
+			return false, err
 		}
 		if _, err := s.st.UpdateAccount(ctx, a.ID, func(acc *store.Account) error {
 			acc.PasswordHash, acc.Status = h, store.StatusActive
 			acc.TOTPEnabled, acc.TOTPSecret, acc.TOTPLastStep = false, "", 0
+			s.credentialsChanged(acc) // revokes every token of the account
 			if !slices.Contains(acc.Roles, auth.RoleAdmin) {
 				acc.Roles = append(acc.Roles, auth.RoleAdmin)
 			}

@@ -463,27 +463,31 @@ func (p *Passkeys) FinishLogin(ctx context.Context, ceremonyID string, response 
 	if !ok {
 		return Issued{}, errThrottled
 	}
-	success := false
+	outcome := throttle.Failed
 	var acctAttempt *throttle.Attempt
 	defer func() {
-		ipAttempt.Done(success)
+		ipAttempt.Done(outcome)
 		if acctAttempt != nil {
-			acctAttempt.Done(success)
+			acctAttempt.Done(outcome)
 		}
 	}()
-	fail := func(account, reason string) (Issued, error) {
-		s.logger.Info("login failed", "method", "passkey", "username", account, "reason", reason, "remote", remoteIP)
+	var a *store.Account
+	fail := func(reason string) (Issued, error) {
+		if a == nil {
+			s.logger.Info("login failed", "method", "passkey", "account", "unknown", "reason", reason, "remote", remoteIP)
+		} else {
+			s.logger.Info("login failed", "method", "passkey", "account", a.ID, "username", a.Username, "reason", reason, "remote", remoteIP)
+		}
 		return Issued{}, ErrBadCredentials
 	}
 
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
 	if err != nil {
-		return fail("", protocolDetail(err))
+		return fail(protocolDetail(err))
 	}
 	if err := p.checkClientOrigin(parsed.Response.CollectedClientData.Origin); err != nil {
-		return fail("", err.Error())
+		return fail(err.Error())
 	}
-	var a *store.Account
 	lookup := func(_, userHandle []byte) (webauthn.User, error) {
 		acc, err := s.st.AccountByUserHandle(ctx, userHandle)
 		if err != nil {
@@ -500,20 +504,17 @@ func (p *Passkeys) FinishLogin(ctx context.Context, ceremonyID string, response 
 		return p.user(ctx, acc, userHandle)
 	}
 	_, cred, err := p.wa.ValidatePasskeyLogin(lookup, cer.data, parsed)
-	name := ""
-	if a != nil {
-		name = a.Username
-	}
 	if errors.Is(err, errPasskeyThrottled) {
+		outcome = throttle.Withdrawn // refused by the account limit: nothing was checked
 		return Issued{}, errThrottled
 	}
 	if err != nil {
-		return fail(name, protocolDetail(err))
+		return fail(protocolDetail(err))
 	}
 	if cred.Authenticator.CloneWarning {
 		s.logger.Warn("passkey sign counter did not increase: possible cloned authenticator; login refused",
-			"username", name, "credential", base64.RawURLEncoding.EncodeToString(cred.ID))
-		return fail(name, "clone warning")
+			"account", a.ID, "username", a.Username, "credential", base64.RawURLEncoding.EncodeToString(cred.ID))
+		return fail("clone warning")
 	}
 	won, err := s.st.RecordPasskeyUse(ctx, store.PasskeyUse{
 		CredentialID: cred.ID, SignCount: cred.Authenticator.SignCount,
@@ -525,18 +526,20 @@ func (p *Passkeys) FinishLogin(ctx context.Context, ceremonyID string, response 
 	}
 	if !won {
 		// A concurrent login with the same counter got there first.
-		return fail(name, "sign counter already used")
+		return fail("sign counter already used")
 	}
-	// The credential is proven: a policy denial is not a guess.
-	success = true
+	// The credential is proven: a policy denial is not a guess, nor is it
+	// the owner getting in.
 	if err := s.Authorize(ctx, a.ID, policy.ActionLogin, WebServiceName, nil); err != nil {
+		outcome = throttle.Withdrawn
 		return Issued{}, err
 	}
+	outcome = throttle.Succeeded
 	iss, err := s.issue(ctx, a, store.KindLogin, s.cfg.HumanTTL)
 	if err != nil {
 		return Issued{}, err
 	}
-	s.logger.Info("login", "method", "passkey", "username", a.Username, "service_name", WebServiceName, "remote", remoteIP)
+	s.logger.Info("login", "method", "passkey", "account", a.ID, "username", a.Username, "service_name", WebServiceName, "remote", remoteIP)
 	return iss, nil
 }
 

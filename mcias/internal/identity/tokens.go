@@ -12,13 +12,24 @@ import (
 	"git.metacircular.net/metacircular/mcias/internal/token"
 )
 
-// issue signs and records a token for a.
+// errCredentialsChanged answers an issue that lost a race with a
+// credential change; Login and Renew answer it as bad credentials and an
+// invalid token.
+var errCredentialsChanged = fmt.Errorf("%w: the account's credentials changed meanwhile; try again", ErrConflict)
+
+// issue signs and records a token for a, as read when its credentials
+// were checked: if they have changed since (a password change committed
+// while this login was verifying the old one), nothing is recorded and
+// the error is errCredentialsChanged.
 func (s *Service) issue(ctx context.Context, a *store.Account, kind string, ttl time.Duration) (Issued, error) {
 	iss, rec, err := s.mint(a, kind, ttl)
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := s.st.RecordToken(ctx, rec); err != nil {
+	if err := s.st.RecordToken(ctx, rec, a.CredentialsChangedAt); err != nil {
+		if errors.Is(err, store.ErrCredentialsChanged) {
+			return Issued{}, fmt.Errorf("%w (%w)", errCredentialsChanged, err)
+		}
 		return Issued{}, err
 	}
 	return iss, nil
@@ -80,10 +91,20 @@ func (s *Service) validate(ctx context.Context, tok string) (*validated, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
-	if a.Status != store.StatusActive {
+	if a.Status != store.StatusActive || issuedBeforeCredentialChange(c.IssuedAt, a) {
 		return nil, ErrInvalidToken
 	}
 	return &validated{claims: c, record: rec, account: a}, nil
+}
+
+// issuedBeforeCredentialChange reports whether a token issued at iat
+// predates the account's last credential change. iat has whole seconds, so
+// the change is compared by its second: a token from earlier in that same
+// second was revoked by the change itself (store.UpdateAccount), and one
+// minted later in it, such as the token handed to whoever made the change,
+// stays valid.
+func issuedBeforeCredentialChange(iat time.Time, a *store.Account) bool {
+	return a.CredentialsChangedAt != nil && iat.Before(a.CredentialsChangedAt.Truncate(time.Second))
 }
 
 // ValidateToken implements auth.Validator for MCIAS's own APIs and answers
@@ -101,7 +122,9 @@ func (s *Service) ValidateToken(ctx context.Context, tok string) (*auth.Identity
 }
 
 // Renew exchanges a valid token for a new one with a fresh lifetime and
-// revokes the old one.
+// revokes the old one. A token issued before the account's last
+// credential change is not valid, so it cannot be renewed either, and a
+// renewal racing such a change mints nothing.
 func (s *Service) Renew(ctx context.Context, tok string) (Issued, error) {
 	v, err := s.validate(ctx, tok)
 	if err != nil {
@@ -112,6 +135,9 @@ func (s *Service) Renew(ctx context.Context, tok string) (Issued, error) {
 		ttl, kind = s.cfg.SystemTTL, store.KindSystem
 	}
 	iss, err := s.issue(ctx, v.account, kind, ttl)
+	if errors.Is(err, errCredentialsChanged) {
+		return Issued{}, ErrInvalidToken
+	}
 	if err != nil {
 		return Issued{}, err
 	}

@@ -49,74 +49,98 @@ func (s *Service) EnrollTOTP(ctx context.Context, caller *auth.Identity, id stri
 const RecoveryCodeCount = 10
 
 // ConfirmTOTP activates a pending secret with a valid code and returns the
-// recovery codes (shown once; only their hashes are kept).
-func (s *Service) ConfirmTOTP(ctx context.Context, caller *auth.Identity, id, code string) ([]string, error) {
+// recovery codes (shown once; only their hashes are kept). Turning TOTP on
+// is a credential change: every token of the account is revoked — sessions
+// someone opened with the password alone end — and the caller gets a fresh
+// login token in their place.
+func (s *Service) ConfirmTOTP(ctx context.Context, caller *auth.Identity, id, code string) ([]string, Issued, error) {
 	if caller.Subject != id {
-		return nil, ErrForbidden
+		return nil, Issued{}, ErrForbidden
 	}
 	a, err := s.st.GetAccount(ctx, id)
 	if err != nil {
-		return nil, mapStore(err)
+		return nil, Issued{}, mapStore(err)
 	}
 	if a.TOTPEnabled {
-		return nil, fmt.Errorf("%w: TOTP is already enabled", ErrConflict)
+		return nil, Issued{}, fmt.Errorf("%w: TOTP is already enabled", ErrConflict)
 	}
 	if a.TOTPSecret == "" {
-		return nil, invalid("no pending TOTP enrolment; enroll first")
+		return nil, Issued{}, invalid("no pending TOTP enrolment; enroll first")
 	}
 	step, ok := totp.Validate(a.TOTPSecret, code, s.now(), a.TOTPLastStep)
 	if !ok {
-		return nil, invalid("the code does not match; check the device clock and try the next code")
+		return nil, Issued{}, invalid("the code does not match; check the device clock and try the next code")
 	}
 	codes, err := totp.GenerateRecoveryCodes(RecoveryCodeCount)
 	if err != nil {
-		return nil, err
+		return nil, Issued{}, err
 	}
 	hashes := make([]string, len(codes))
 	for i, c := range codes {
 		hashes[i] = totp.HashRecoveryCode(c)
 	}
 	if err := s.st.ReplaceRecoveryCodes(ctx, id, hashes); err != nil {
-		return nil, err
+		return nil, Issued{}, err
 	}
-	if _, err := s.st.UpdateAccount(ctx, id, func(acc *store.Account) error {
+	a, err = s.st.UpdateAccount(ctx, id, func(acc *store.Account) error {
+		if acc.TOTPEnabled {
+			return fmt.Errorf("%w: TOTP is already enabled", ErrConflict)
+		}
 		acc.TOTPEnabled, acc.TOTPLastStep = true, step
+		s.credentialsChanged(acc)
 		return nil
-	}); err != nil {
-		return nil, mapStore(err)
+	})
+	if err != nil {
+		return nil, Issued{}, mapStore(err)
 	}
-	s.logger.Info("totp enabled", "username", a.Username)
-	return codes, nil
+	s.logger.Info("totp enabled: all tokens of the account revoked", "account", a.ID, "username", a.Username)
+	iss, err := s.reissue(ctx, a)
+	if err != nil {
+		return nil, Issued{}, err
+	}
+	return codes, iss, nil
 }
 
 // DisableTOTP turns TOTP off: an admin for any account (device lost), or the
-// account itself with a current code or a recovery code.
-func (s *Service) DisableTOTP(ctx context.Context, caller *auth.Identity, id, code string) error {
+// account itself with a current code or a recovery code. Turning an enabled
+// TOTP off is a credential change: every token of the account is revoked.
+// When the caller turned off its own TOTP, the answer is a fresh login
+// token for it; an admin acting on another account gets none (zero Issued).
+func (s *Service) DisableTOTP(ctx context.Context, caller *auth.Identity, id, code string) (Issued, error) {
 	if err := selfOrAdmin(caller, id); err != nil {
-		return err
+		return Issued{}, err
 	}
 	a, err := s.st.GetAccount(ctx, id)
 	if err != nil {
-		return mapStore(err)
+		return Issued{}, mapStore(err)
 	}
 	if !caller.IsAdmin() || caller.Subject == id {
 		if a.TOTPEnabled {
-			if err := s.throttled(a.Username, func() error { return s.checkSecondFactor(ctx, a, code) }); err != nil {
-				return err
+			if err := s.throttled(ctx, a.Username, func() error { return s.checkSecondFactor(ctx, a, code) }); err != nil {
+				return Issued{}, err
 			}
 		}
 	}
-	if _, err := s.st.UpdateAccount(ctx, id, func(acc *store.Account) error {
+	changed := false
+	a, err = s.st.UpdateAccount(ctx, id, func(acc *store.Account) error {
+		if acc.TOTPEnabled {
+			changed = true
+			s.credentialsChanged(acc)
+		}
 		acc.TOTPEnabled, acc.TOTPSecret, acc.TOTPLastStep = false, "", 0
 		return nil
-	}); err != nil {
-		return mapStore(err)
+	})
+	if err != nil {
+		return Issued{}, mapStore(err)
 	}
 	if err := s.st.ReplaceRecoveryCodes(ctx, id, nil); err != nil {
-		return err
+		return Issued{}, err
 	}
-	s.logger.Info("totp disabled", "username", a.Username, "by", caller.Username)
-	return nil
+	s.logger.Info("totp disabled", "account", a.ID, "username", a.Username, "tokens_revoked", changed, "by", caller.Username)
+	if !changed || caller.Subject != id {
+		return Issued{}, nil
+	}
+	return s.reissue(ctx, a)
 }
 
 // checkSecondFactor accepts a TOTP code (each step once) or an unused

@@ -3,4 +3,5 @@
 // parameters travel with each hash and can be raised later (NeedsRehash).
 // Equalizer lets the login path spend the same effort on an unknown user as
 // on a wrong password, so response time does not reveal which accounts exist.
+// Gate bounds how many of these memory-hungry computations run at once.
 package password

@@ -130,16 +130,27 @@ func (h accountGRPC) SetRoles(ctx context.Context, req *mciasv1.SetRolesRequest)
 	return &mciasv1.SetRolesResponse{Account: a}, nil
 }
 
-// ChangePassword implements AccountService.ChangePassword.
+// ChangePassword implements AccountService.ChangePassword: the answer is
+// the caller's new token (the change revoked the one it called with).
 func (h accountGRPC) ChangePassword(ctx context.Context, req *mciasv1.ChangePasswordRequest) (*mciasv1.ChangePasswordResponse, error) {
 	c, id, err := h.account(ctx, req.GetAccount())
 	if err != nil {
 		return nil, err
 	}
-	if err := h.svc.ChangePassword(ctx, c, id, req.GetCurrentPassword(), req.GetNewPassword()); err != nil {
+	iss, err := h.svc.ChangePassword(ctx, c, id, req.GetCurrentPassword(), req.GetNewPassword())
+	if err != nil {
 		return nil, err
 	}
-	return &mciasv1.ChangePasswordResponse{}, nil
+	return &mciasv1.ChangePasswordResponse{Token: iss.Token, ExpiresAt: expiry(iss)}, nil
+}
+
+// expiry is an issued token's expiry for an answer; unset when no token
+// was issued.
+func expiry(iss identity.Issued) *timestamppb.Timestamp {
+	if iss.Token == "" {
+		return nil
+	}
+	return timestamppb.New(iss.ExpiresAt)
 }
 
 // parseTTL reads a requested token lifetime: empty is the default (0), or a
@@ -212,11 +223,11 @@ func (h accountGRPC) ConfirmTOTP(ctx context.Context, req *mciasv1.ConfirmTOTPRe
 	if err != nil {
 		return nil, err
 	}
-	codes, err := h.svc.ConfirmTOTP(ctx, c, id, req.GetCode())
+	codes, iss, err := h.svc.ConfirmTOTP(ctx, c, id, req.GetCode())
 	if err != nil {
 		return nil, err
 	}
-	return &mciasv1.ConfirmTOTPResponse{RecoveryCodes: codes}, nil
+	return &mciasv1.ConfirmTOTPResponse{RecoveryCodes: codes, Token: iss.Token, ExpiresAt: expiry(iss)}, nil
 }
 
 // DisableTOTP implements AccountService.DisableTOTP.
@@ -225,8 +236,9 @@ func (h accountGRPC) DisableTOTP(ctx context.Context, req *mciasv1.DisableTOTPRe
 	if err != nil {
 		return nil, err
 	}
-	if err := h.svc.DisableTOTP(ctx, c, id, req.GetCode()); err != nil {
+	iss, err := h.svc.DisableTOTP(ctx, c, id, req.GetCode())
+	if err != nil {
 		return nil, err
 	}
-	return &mciasv1.DisableTOTPResponse{}, nil
+	return &mciasv1.DisableTOTPResponse{Token: iss.Token, ExpiresAt: expiry(iss)}, nil
 }

@@ -41,11 +41,20 @@ type TokensConfig struct {
 	SystemTTL config.Duration `toml:"system_ttl"`
 }
 
-// Argon2Config is the [argon2] section (password hashing cost).
+// Argon2Config is the [argon2] section: password hashing cost, and how
+// many hashes may run at once.
 type Argon2Config struct {
 	MemoryKiB   int `toml:"memory_kib"`
 	Iterations  int `toml:"iterations"`
 	Parallelism int `toml:"parallelism"`
+	// MaxConcurrent bounds the Argon2id computations running at once
+	// (each holds memory_kib); 0 (default) sizes it automatically:
+	// 2 × GOMAXPROCS, but no more than fit in half the memory limit (the
+	// cgroup's memory.max, else MemTotal). See password.AutoSlots.
+	MaxConcurrent int `toml:"max_concurrent"`
+	// MaxWait is how long a request waits for a free slot before it is
+	// answered 503 with Retry-After (default 2s).
+	MaxWait config.Duration `toml:"max_wait"`
 }
 
 // ThrottleConfig is the [throttle] section.
@@ -88,6 +97,12 @@ func (c *Config) Identity() (identity.Config, error) {
 	if c.Argon2.MemoryKiB < 0 || c.Argon2.Iterations < 0 {
 		return identity.Config{}, fmt.Errorf("argon2 parameters must not be negative")
 	}
+	if c.Argon2.MaxConcurrent < 0 || c.Argon2.MaxConcurrent > 1024 {
+		return identity.Config{}, fmt.Errorf("argon2.max_concurrent must be 0 (automatic) or 1..1024, got %d", c.Argon2.MaxConcurrent)
+	}
+	if w := c.Argon2.MaxWait.Duration; w < 0 || w > time.Minute {
+		return identity.Config{}, fmt.Errorf("argon2.max_wait must be between 0 (default 2s) and 1m, got %s", w)
+	}
 	if err := p.Validate(); err != nil {
 		return identity.Config{}, fmt.Errorf("argon2: %w", err)
 	}
@@ -95,6 +110,7 @@ func (c *Config) Identity() (identity.Config, error) {
 		Issuer: c.Tokens.Issuer, HumanTTL: c.Tokens.HumanTTL.Duration, SystemTTL: c.Tokens.SystemTTL.Duration,
 		Argon2: p, AccountFailures: c.Throttle.AccountFailures, IPFailures: c.Throttle.IPFailures,
 		ThrottleWindow: c.Throttle.Window.Duration,
+		Argon2Slots:    c.Argon2.MaxConcurrent, Argon2MaxWait: c.Argon2.MaxWait.Duration,
 	}
 	ic.Defaults()
 	if ic.HumanTTL < time.Minute || ic.SystemTTL < time.Minute {

@@ -83,15 +83,13 @@ func register(srv *grpcserver.Server, cfg *Config, svc *identity.Service, st *st
 
 // restStatus are the REST answers other than 200 OK.
 var restStatus = map[string]int{
-	mciasv1.AccountService_CreateAccount_FullMethodName:  http.StatusCreated,
-	mciasv1.PolicyService_CreatePolicy_FullMethodName:    http.StatusCreated,
-	mciasv1.AuthService_Logout_FullMethodName:            http.StatusNoContent,
-	mciasv1.AuthService_RevokeToken_FullMethodName:       http.StatusNoContent,
-	mciasv1.AccountService_DeleteAccount_FullMethodName:  http.StatusNoContent,
-	mciasv1.AccountService_ChangePassword_FullMethodName: http.StatusNoContent,
-	mciasv1.AccountService_DisableTOTP_FullMethodName:    http.StatusNoContent,
-	mciasv1.PolicyService_DeletePolicy_FullMethodName:    http.StatusNoContent,
-	mciasv1.PasskeyService_DeletePasskey_FullMethodName:  http.StatusNoContent,
+	mciasv1.AccountService_CreateAccount_FullMethodName: http.StatusCreated,
+	mciasv1.PolicyService_CreatePolicy_FullMethodName:   http.StatusCreated,
+	mciasv1.AuthService_Logout_FullMethodName:           http.StatusNoContent,
+	mciasv1.AuthService_RevokeToken_FullMethodName:      http.StatusNoContent,
+	mciasv1.AccountService_DeleteAccount_FullMethodName: http.StatusNoContent,
+	mciasv1.PolicyService_DeletePolicy_FullMethodName:   http.StatusNoContent,
+	mciasv1.PasskeyService_DeletePasskey_FullMethodName: http.StatusNoContent,
 }
 
 // restAPI is the REST face of the services registered on srv, generated

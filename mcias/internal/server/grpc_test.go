@@ -271,7 +271,8 @@ func TestGRPCTOTP(t *testing.T) {
 	ctx := t.Context()
 	adminTok := h.login(t, adminUser, adminPassword)
 	h.createUser(t, adminTok, "lena")
-	lena := withToken(ctx, h.login(t, "lena", userPassword))
+	lenaTok := h.login(t, "lena", userPassword)
+	lena := withToken(ctx, lenaTok)
 
 	enr, err := h.accounts.EnrollTOTP(lena, &mciasv1.EnrollTOTPRequest{Account: "lena"})
 	if err != nil || enr.GetSecret() == "" || !strings.HasPrefix(enr.GetUri(), "otpauth://totp/") {
@@ -281,9 +282,15 @@ func TestGRPCTOTP(t *testing.T) {
 		t.Fatalf("ConfirmTOTP with a malformed code: %v; want InvalidArgument", err)
 	}
 	conf, err := h.accounts.ConfirmTOTP(lena, &mciasv1.ConfirmTOTPRequest{Account: "lena", Code: code(t, enr.GetSecret(), time.Now())})
-	if err != nil || len(conf.GetRecoveryCodes()) != identity.RecoveryCodeCount {
+	if err != nil || len(conf.GetRecoveryCodes()) != identity.RecoveryCodeCount || conf.GetToken() == "" || conf.GetExpiresAt() == nil {
 		t.Fatalf("ConfirmTOTP = %v, %v", conf, err)
 	}
+	// Turning TOTP on ended the session that did it; its answer is the
+	// way on.
+	if v, _ := h.auth.ValidateToken(ctx, &mciasv1.ValidateTokenRequest{Token: lenaTok}); v.GetValid() {
+		t.Fatal("the token that turned TOTP on still validates")
+	}
+	lena = withToken(ctx, conf.GetToken())
 	if _, err := h.accounts.EnrollTOTP(lena, &mciasv1.EnrollTOTPRequest{Account: "lena"}); status.Code(err) != codes.AlreadyExists {
 		t.Fatalf("EnrollTOTP while enabled: %v; want AlreadyExists", err)
 	}
@@ -305,8 +312,15 @@ func TestGRPCTOTP(t *testing.T) {
 	if _, err := h.accounts.DisableTOTP(lena, &mciasv1.DisableTOTPRequest{Account: "lena"}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("DisableTOTP without a code: %v; want Unauthenticated", err)
 	}
-	if _, err := h.accounts.DisableTOTP(lena, &mciasv1.DisableTOTPRequest{Account: "lena", Code: conf.GetRecoveryCodes()[3]}); err != nil {
-		t.Fatalf("DisableTOTP with a recovery code: %v", err)
+	off, err := h.accounts.DisableTOTP(lena, &mciasv1.DisableTOTPRequest{Account: "lena", Code: conf.GetRecoveryCodes()[3]})
+	if err != nil || off.GetToken() == "" {
+		t.Fatalf("DisableTOTP with a recovery code: %v, %v", off, err)
+	}
+	if v, _ := h.auth.ValidateToken(ctx, &mciasv1.ValidateTokenRequest{Token: conf.GetToken()}); v.GetValid() {
+		t.Fatal("the token that turned TOTP off still validates")
+	}
+	if v, _ := h.auth.ValidateToken(ctx, &mciasv1.ValidateTokenRequest{Token: off.GetToken()}); !v.GetValid() {
+		t.Fatal("the token DisableTOTP answered with does not validate")
 	}
 	if _, err := h.auth.Login(ctx, &mciasv1.LoginRequest{Username: "lena", Password: userPassword}); err != nil {
 		t.Fatalf("Login after DisableTOTP: %v", err)

@@ -9,6 +9,7 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/gateway"
+	"git.metacircular.net/metacircular/mcdsl/jsonapi"
 	"git.metacircular.net/metacircular/mcdsl/metrics"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 	"git.metacircular.net/metacircular/mcias/internal/webui"
@@ -33,7 +34,10 @@ const (
 type route struct {
 	method, pattern string
 	access          access
-	handler         http.HandlerFunc
+	// json: a JSON endpoint; a request body it is sent must be
+	// application/json (jsonapi.RequireJSON), as on the generated REST API.
+	json    bool
+	handler http.HandlerFunc
 }
 
 // web is MCIAS's hand-written HTTP: only what is not an RPC. Every RPC's
@@ -53,15 +57,15 @@ type web struct {
 func (h *web) routes() []route {
 	return []route{
 		// The JWK Set as verifiers expect it, cacheable (GetJWKS over gRPC).
-		{http.MethodGet, "/.well-known/jwks.json", public, h.jwks},
+		{http.MethodGet, "/.well-known/jwks.json", public, false, h.jwks},
 		// SSO's browser step: a page and redirects, not an RPC (sso.go).
-		{http.MethodGet, "/sso/authorize", public, h.ssoAuthorize},
+		{http.MethodGet, "/sso/authorize", public, false, h.ssoAuthorize},
 		// WebAuthn ceremonies: browser-only, bound to the web origin
 		// (webauthn.go).
-		{http.MethodPost, "/v1/webauthn/login/begin", browser, h.loginBegin},
-		{http.MethodPost, "/v1/webauthn/login/finish", browser, h.loginFinish},
-		{http.MethodPost, "/v1/webauthn/register/begin", signedIn, h.registerBegin},
-		{http.MethodPost, "/v1/webauthn/register/finish", signedIn, h.registerFinish},
+		{http.MethodPost, "/v1/webauthn/login/begin", browser, true, h.loginBegin},
+		{http.MethodPost, "/v1/webauthn/login/finish", browser, true, h.loginFinish},
+		{http.MethodPost, "/v1/webauthn/register/begin", signedIn, true, h.registerBegin},
+		{http.MethodPost, "/v1/webauthn/register/finish", signedIn, true, h.registerFinish},
 	}
 }
 
@@ -91,7 +95,12 @@ func httpHandler(cfg *Config, svc *identity.Service, rest http.Handler, logger *
 		signedIn: {ui.CSRFUnlessBearer, auth.Middleware(svc, auth.MiddlewareOptions{})},
 	}
 	for _, rt := range h.routes() {
-		r.With(guards[rt.access]...).Method(rt.method, rt.pattern, rt.handler)
+		var chain []func(http.Handler) http.Handler
+		if rt.json {
+			chain = append(chain, jsonapi.RequireJSON)
+		}
+		chain = append(chain, guards[rt.access]...)
+		r.With(chain...).Method(rt.method, rt.pattern, rt.handler)
 	}
 	ui.Mount(r)
 	r.NotFound(rest.ServeHTTP)

@@ -21,19 +21,27 @@ const pruneInterval = time.Hour
 // authorize, WebAuthn ceremonies, web UI) on server.listen_addr, and the
 // hourly prune. Tests hand in pre-bound listeners "http" and "grpc".
 func Build(ctx context.Context, cfg *Config, rt *service.Runtime) error {
-	return build(ctx, cfg, rt, nil)
+	return build(ctx, cfg, rt, hooks{})
 }
 
-// build is Build with the identity clock replaced when now is not nil
-// (tests move time; see export_test.go).
-func build(ctx context.Context, cfg *Config, rt *service.Runtime, now func() time.Time) error {
+// hooks replace parts of the identity service in tests (export_test.go).
+type hooks struct {
+	// now replaces the clock (tests move time).
+	now func() time.Time
+	// hash runs inside every Argon2 slot (tests hold a slot with it).
+	hash func()
+}
+
+// build is Build with the test hooks that are set.
+func build(ctx context.Context, cfg *Config, rt *service.Runtime, th hooks) error {
 	icfg, err := cfg.Identity()
 	if err != nil {
 		return err
 	}
-	if now != nil {
-		icfg.Now = now
+	if th.now != nil {
+		icfg.Now = th.now
 	}
+	icfg.HashHook = th.hash
 	st, err := store.Open(ctx, cfg.Database.Path, rt.Logger)
 	if err != nil {
 		return err

@@ -23,7 +23,16 @@ var migrations = []db.Migration{
 	migrationInitial,
 	migrationPasskeys,
 	migrationSSO,
+	migrationCredentialsChanged,
 }
+
+// migrationCredentialsChanged records when an account's credentials (its
+// password, or whether TOTP is on) last changed: tokens issued before that
+// are invalid (identity), and minting a token is conditional on it not
+// having moved since the credentials were checked (RecordToken).
+var migrationCredentialsChanged = db.Migration{Version: 4, Name: "credentials changed at", Up: exec(
+	`ALTER TABLE accounts ADD COLUMN credentials_changed_at TEXT`,
+)}
 
 var migrationInitial = db.Migration{Version: 1, Name: "initial schema", Up: exec(
 	`CREATE TABLE accounts (

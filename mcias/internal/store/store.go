@@ -17,6 +17,9 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("already exists")
+	// ErrCredentialsChanged: RecordToken found the account's credentials
+	// changed (or the account gone) since the caller read it.
+	ErrCredentialsChanged = errors.New("account credentials changed")
 )
 
 // Account statuses.
@@ -46,6 +49,10 @@ type Account struct {
 	TOTPLastStep int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// CredentialsChangedAt is when the password was last set or TOTP last
+	// turned on or off (nil: never since creation). UpdateAccount revokes
+	// every token of the account when a change moves it.
+	CredentialsChangedAt *time.Time
 }
 
 // SigningKey is a stored Ed25519 key.
@@ -92,12 +99,12 @@ type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-const accountCols = `id, username, account_type, password_hash, status, totp_secret, totp_enabled, totp_last_step, created_at, updated_at`
+const accountCols = `id, username, account_type, password_hash, status, totp_secret, totp_enabled, totp_last_step, created_at, updated_at, credentials_changed_at`
 
 func scanAccount(row interface{ Scan(...any) error }) (*Account, error) {
 	var a Account
 	if err := row.Scan(&a.ID, &a.Username, &a.Type, &a.PasswordHash, &a.Status, &a.TOTPSecret,
-		&a.TOTPEnabled, &a.TOTPLastStep, db.Time(&a.CreatedAt), db.Time(&a.UpdatedAt)); err != nil {
+		&a.TOTPEnabled, &a.TOTPLastStep, db.Time(&a.CreatedAt), db.Time(&a.UpdatedAt), db.NullTime(&a.CredentialsChangedAt)); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, ErrNotFound
 		}
@@ -130,9 +137,9 @@ func (s *Store) CreateAccount(ctx context.Context, a *Account) error {
 		return fmt.Errorf("create account: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.Username, a.Type, a.PasswordHash, a.Status, a.TOTPSecret, a.TOTPEnabled, a.TOTPLastStep,
-		db.FormatTime(a.CreatedAt), db.FormatTime(a.UpdatedAt))
+		db.FormatTime(a.CreatedAt), db.FormatTime(a.UpdatedAt), db.NullTime(&a.CredentialsChangedAt))
 	if db.IsUnique(err) {
 		return fmt.Errorf("create account %q: %w", a.Username, ErrConflict)
 	}
@@ -209,7 +216,10 @@ func (s *Store) ListAccounts(ctx context.Context) ([]*Account, error) {
 }
 
 // UpdateAccount applies fn to the stored account and writes the result, in
-// one transaction. Roles are written too.
+// one transaction. Roles are written too. Disabling the account revokes
+// all its tokens; so does a credential change (fn moving
+// CredentialsChangedAt), which also deletes the account's unused SSO
+// codes — nothing minted from the old credentials survives it.
 func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*Account) error) (*Account, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -223,13 +233,16 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*Account) 
 	if err := loadRoles(ctx, tx, a); err != nil {
 		return nil, fmt.Errorf("update account: %w", err)
 	}
+	before := a.CredentialsChangedAt
 	if err := fn(a); err != nil {
 		return nil, err
 	}
+	credentialsChanged := !sameTime(before, a.CredentialsChangedAt)
 	a.UpdatedAt = time.Now().UTC()
 	_, err = tx.ExecContext(ctx, `UPDATE accounts SET username = ?, password_hash = ?, status = ?, totp_secret = ?,
-		totp_enabled = ?, totp_last_step = ?, updated_at = ? WHERE id = ?`,
-		a.Username, a.PasswordHash, a.Status, a.TOTPSecret, a.TOTPEnabled, a.TOTPLastStep, db.FormatTime(a.UpdatedAt), a.ID)
+		totp_enabled = ?, totp_last_step = ?, updated_at = ?, credentials_changed_at = ? WHERE id = ?`,
+		a.Username, a.PasswordHash, a.Status, a.TOTPSecret, a.TOTPEnabled, a.TOTPLastStep, db.FormatTime(a.UpdatedAt),
+		db.NullTime(&a.CredentialsChangedAt), a.ID)
 	if db.IsUnique(err) {
 		return nil, fmt.Errorf("update account: username %q: %w", a.Username, ErrConflict)
 	}
@@ -239,8 +252,13 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*Account) 
 	if err := setRoles(ctx, tx, a.ID, a.Roles); err != nil {
 		return nil, fmt.Errorf("update account: %w", err)
 	}
-	if a.Status == StatusDisabled {
+	if a.Status == StatusDisabled || credentialsChanged {
 		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE account_id = ? AND revoked_at IS NULL`, db.FormatTime(a.UpdatedAt), a.ID); err != nil {
+			return nil, fmt.Errorf("update account: %w", err)
+		}
+	}
+	if credentialsChanged {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sso_codes WHERE account_id = ? AND used_at IS NULL`, a.ID); err != nil {
 			return nil, fmt.Errorf("update account: %w", err)
 		}
 	}
@@ -248,6 +266,13 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*Account) 
 		return nil, fmt.Errorf("update account: %w", err)
 	}
 	return a, nil
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 // DeleteAccount removes an account and, by cascade, its roles, tokens and
@@ -374,12 +399,25 @@ func (s *Store) DeleteKeysBefore(ctx context.Context, cutoff time.Time) (int64, 
 
 // --- tokens ---
 
-// RecordToken stores an issued token.
-func (s *Store) RecordToken(ctx context.Context, t TokenRecord) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (jti, account_id, kind, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		t.JTI, t.AccountID, t.Kind, db.FormatTime(t.IssuedAt), db.FormatTime(t.ExpiresAt))
+// RecordToken stores an issued token, provided the account's credentials
+// are still as the caller saw them when it checked them: its
+// credentials_changed_at must equal credentialsAsOf (nil: never changed).
+// Otherwise nothing is stored and the error is ErrCredentialsChanged, so a
+// login or renewal that raced a password change cannot mint a token from
+// the old credentials after the change revoked the others.
+func (s *Store) RecordToken(ctx context.Context, t TokenRecord, credentialsAsOf *time.Time) error {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO tokens (jti, account_id, kind, issued_at, expires_at)
+		SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ? AND credentials_changed_at IS ?)`,
+		t.JTI, t.AccountID, t.Kind, db.FormatTime(t.IssuedAt), db.FormatTime(t.ExpiresAt), t.AccountID, db.NullTime(&credentialsAsOf))
 	if err != nil {
 		return fmt.Errorf("record token: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("record token: %w", err)
+	}
+	if n != 1 {
+		return fmt.Errorf("record token: %w", ErrCredentialsChanged)
 	}
 	return nil
 }

@@ -37,15 +37,15 @@ func New(max int, window time.Duration, now func() time.Time, clearOnSuccess boo
 type Outcome int
 
 const (
-	// Failed: a credential was checked and was wrong. It counts against
+	// Failed means a credential was checked and was wrong. It counts against
 	// every key of the attempt. The zero value, so an attempt that ends
 	// without a decision errs on the side of counting.
 	Failed Outcome = iota
-	// Succeeded: the whole credential was verified (password and second
+	// Succeeded means the whole credential was verified (password and second
 	// factor, or a passkey). A limiter made with clearOnSuccess forgets
 	// the key's failures. Only this outcome ever clears a count.
 	Succeeded
-	// Withdrawn: nothing was verified, or what was verified does not
+	// Withdrawn means nothing was verified, or what was verified does not
 	// settle the question — the attempt was refused by another limit, the
 	// server was too busy to check it, login policy denied a correct
 	// credential, or only part of the credential was checked. The

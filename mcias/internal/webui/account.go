@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	mcweb "git.metacircular.net/metacircular/mcdsl/web"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 )
 
@@ -41,8 +42,18 @@ func (u *UI) changePassword(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 		return
 	}
-	err := u.svc.ChangePassword(r.Context(), caller(r), caller(r).Subject, r.PostFormValue("current_password"), next)
-	u.done(w, r, "/account", err, "Your password is changed.")
+	iss, err := u.svc.ChangePassword(r.Context(), caller(r), caller(r).Subject, r.PostFormValue("current_password"), next)
+	u.renewSession(w, iss)
+	u.done(w, r, "/account", err, "Your password is changed. Every other session of your account was signed out.")
+}
+
+// renewSession puts the fresh token a credential change answers with into
+// the session cookie: the change revoked every token of the account,
+// including the one this session held.
+func (u *UI) renewSession(w http.ResponseWriter, iss identity.Issued) {
+	if iss.Token != "" {
+		mcweb.SetSession(w, "", iss.Token, iss.ExpiresAt)
+	}
 }
 
 // enrollTOTP is POST /account/totp/enroll: shows the new secret once.
@@ -64,11 +75,12 @@ func (u *UI) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 // confirmTOTP is POST /account/totp/confirm: shows the recovery codes once.
 func (u *UI) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 	c := caller(r)
-	codes, err := u.svc.ConfirmTOTP(r.Context(), c, c.Subject, r.PostFormValue("code"))
+	codes, iss, err := u.svc.ConfirmTOTP(r.Context(), c, c.Subject, r.PostFormValue("code"))
 	if err != nil {
 		u.done(w, r, "/account", err, "")
 		return
 	}
+	u.renewSession(w, iss)
 	u.render(w, r, http.StatusOK, "recovery_codes", "Recovery codes", struct{ Codes []string }{codes})
 }
 
@@ -76,8 +88,9 @@ func (u *UI) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 // code).
 func (u *UI) disableTOTP(w http.ResponseWriter, r *http.Request) {
 	c := caller(r)
-	err := u.svc.DisableTOTP(r.Context(), c, c.Subject, r.PostFormValue("code"))
-	u.done(w, r, "/account", err, "Two-factor is off.")
+	iss, err := u.svc.DisableTOTP(r.Context(), c, c.Subject, r.PostFormValue("code"))
+	u.renewSession(w, iss)
+	u.done(w, r, "/account", err, "Two-factor is off. Every other session of your account was signed out.")
 }
 
 // renamePasskey is POST /account/passkeys/{credential}/rename.

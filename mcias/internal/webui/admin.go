@@ -76,8 +76,8 @@ func (u *UI) resetPassword(w http.ResponseWriter, r *http.Request) {
 
 // adminDisableTOTP is POST /admin/accounts/{id}/totp/disable (lost device).
 func (u *UI) adminDisableTOTP(w http.ResponseWriter, r *http.Request) {
-	err := u.svc.DisableTOTP(r.Context(), caller(r), chi.URLParam(r, "id"), "")
-	u.done(w, r, accountsPage, err, "TOTP turned off; the user can enrol again.")
+	_, err := u.svc.DisableTOTP(r.Context(), caller(r), chi.URLParam(r, "id"), "")
+	u.done(w, r, accountsPage, err, "TOTP turned off and the account's sessions signed out; the user can sign in with the password and enrol again.")
 }
 
 // issueToken is POST /admin/accounts/{id}/token: the token is shown once.

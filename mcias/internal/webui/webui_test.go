@@ -298,13 +298,21 @@ func TestChangePassword(t *testing.T) {
 	admin := b.token(adminUser, adminPassword)
 	b.createUser(admin, "dave")
 	b.login("dave", userPassword)
+	other := e.browser(t) // dave signed in elsewhere (or a thief with his password)
+	other.login("dave", userPassword)
 	b.submit("/account/password", url.Values{"current_password": {userPassword}, "new_password": {"a-new-password-1"}, "confirm_password": {"another-one-234"}})
 	if page := b.get("/account"); !strings.Contains(page.body, "do not match") {
 		t.Fatal("mismatched confirmation not reported")
 	}
 	b.submit("/account/password", url.Values{"current_password": {userPassword}, "new_password": {"a-new-password-1"}, "confirm_password": {"a-new-password-1"}})
+	// The change revoked every session of dave's; this browser's cookie
+	// now holds the fresh token the change answered with, the other one
+	// is signed out.
 	if page := b.get("/account"); !strings.Contains(page.body, "Your password is changed.") {
 		t.Fatalf("after change:\n%s", page.body)
+	}
+	if r := other.get("/account"); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "/login") {
+		t.Fatalf("the other session after the change: %d %s", r.StatusCode, r.Header.Get("Location"))
 	}
 	e.browser(t).login("dave", "a-new-password-1")
 }

@@ -1554,9 +1554,12 @@ func (x *ChangePasswordRequest) GetNewPassword() string {
 	return ""
 }
 
-// ChangePasswordResponse is empty.
+// ChangePasswordResponse carries the caller's new token: the change
+// revoked all the account's tokens, including the one that made it.
 type ChangePasswordResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1589,6 +1592,20 @@ func (x *ChangePasswordResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ChangePasswordResponse.ProtoReflect.Descriptor instead.
 func (*ChangePasswordResponse) Descriptor() ([]byte, []int) {
 	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ChangePasswordResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ChangePasswordResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
 }
 
 // IssueSystemTokenRequest asks for a system account token.
@@ -2027,10 +2044,13 @@ func (x *ConfirmTOTPRequest) GetCode() string {
 	return ""
 }
 
-// ConfirmTOTPResponse carries the recovery codes, shown this once.
+// ConfirmTOTPResponse carries the recovery codes, shown this once, and the
+// caller's new token (turning TOTP on revoked all the account's tokens).
 type ConfirmTOTPResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RecoveryCodes []string               `protobuf:"bytes,1,rep,name=recovery_codes,json=recoveryCodes,proto3" json:"recovery_codes,omitempty"`
+	Token         string                 `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2068,6 +2088,20 @@ func (*ConfirmTOTPResponse) Descriptor() ([]byte, []int) {
 func (x *ConfirmTOTPResponse) GetRecoveryCodes() []string {
 	if x != nil {
 		return x.RecoveryCodes
+	}
+	return nil
+}
+
+func (x *ConfirmTOTPResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ConfirmTOTPResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
 	}
 	return nil
 }
@@ -2128,9 +2162,14 @@ func (x *DisableTOTPRequest) GetCode() string {
 	return ""
 }
 
-// DisableTOTPResponse is empty.
+// DisableTOTPResponse carries the caller's new token when it turned off its
+// own TOTP (which revoked all the account's tokens); token is empty and
+// expires_at unset when an admin acted on another account or TOTP was not
+// on.
 type DisableTOTPResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2163,6 +2202,20 @@ func (x *DisableTOTPResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DisableTOTPResponse.ProtoReflect.Descriptor instead.
 func (*DisableTOTPResponse) Descriptor() ([]byte, []int) {
 	return file_mcias_v1_mcias_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DisableTOTPResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *DisableTOTPResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
 }
 
 // ListPoliciesRequest is empty.
@@ -3105,8 +3158,11 @@ const file_mcias_v1_mcias_proto_rawDesc = "" +
 	"\x15ChangePasswordRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12)\n" +
 	"\x10current_password\x18\x02 \x01(\tR\x0fcurrentPassword\x12!\n" +
-	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"\x18\n" +
-	"\x16ChangePasswordResponse\"E\n" +
+	"\fnew_password\x18\x03 \x01(\tR\vnewPassword\"i\n" +
+	"\x16ChangePasswordResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"E\n" +
 	"\x17IssueSystemTokenRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x10\n" +
 	"\x03ttl\x18\x02 \x01(\tR\x03ttl\"k\n" +
@@ -3133,13 +3189,19 @@ const file_mcias_v1_mcias_proto_rawDesc = "" +
 	"\x03uri\x18\x02 \x01(\tR\x03uri\"B\n" +
 	"\x12ConfirmTOTPRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\tR\x04code\"<\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\"\x8d\x01\n" +
 	"\x13ConfirmTOTPResponse\x12%\n" +
-	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\"B\n" +
+	"\x0erecovery_codes\x18\x01 \x03(\tR\rrecoveryCodes\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"B\n" +
 	"\x12DisableTOTPRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\tR\x04code\"\x15\n" +
-	"\x13DisableTOTPResponse\"\x15\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\"f\n" +
+	"\x13DisableTOTPResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x15\n" +
 	"\x13ListPoliciesRequest\"D\n" +
 	"\x14ListPoliciesResponse\x12,\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x10.mcias.v1.PolicyR\bpolicies\"?\n" +
@@ -3303,78 +3365,81 @@ var file_mcias_v1_mcias_proto_depIdxs = []int32{
 	58, // 10: mcias.v1.UpdateAccountRequest.roles:type_name -> google.protobuf.ListValue
 	0,  // 11: mcias.v1.UpdateAccountResponse.account:type_name -> mcias.v1.Account
 	0,  // 12: mcias.v1.SetRolesResponse.account:type_name -> mcias.v1.Account
-	57, // 13: mcias.v1.IssueSystemTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
-	57, // 14: mcias.v1.TokenInfo.issued_at:type_name -> google.protobuf.Timestamp
-	57, // 15: mcias.v1.TokenInfo.expires_at:type_name -> google.protobuf.Timestamp
-	57, // 16: mcias.v1.TokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
-	31, // 17: mcias.v1.ListTokensResponse.tokens:type_name -> mcias.v1.TokenInfo
-	1,  // 18: mcias.v1.ListPoliciesResponse.policies:type_name -> mcias.v1.Policy
-	1,  // 19: mcias.v1.CreatePolicyRequest.policy:type_name -> mcias.v1.Policy
-	1,  // 20: mcias.v1.CreatePolicyResponse.policy:type_name -> mcias.v1.Policy
-	1,  // 21: mcias.v1.GetPolicyResponse.policy:type_name -> mcias.v1.Policy
-	1,  // 22: mcias.v1.UpdatePolicyRequest.policy:type_name -> mcias.v1.Policy
-	1,  // 23: mcias.v1.UpdatePolicyResponse.policy:type_name -> mcias.v1.Policy
-	57, // 24: mcias.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
-	49, // 25: mcias.v1.ListKeysResponse.keys:type_name -> mcias.v1.SigningKey
-	49, // 26: mcias.v1.RotateKeyResponse.key:type_name -> mcias.v1.SigningKey
-	54, // 27: mcias.v1.GetJWKSResponse.keys:type_name -> mcias.v1.JWK
-	2,  // 28: mcias.v1.AuthService.Login:input_type -> mcias.v1.LoginRequest
-	4,  // 29: mcias.v1.AuthService.Renew:input_type -> mcias.v1.RenewRequest
-	6,  // 30: mcias.v1.AuthService.Logout:input_type -> mcias.v1.LogoutRequest
-	8,  // 31: mcias.v1.AuthService.ValidateToken:input_type -> mcias.v1.ValidateTokenRequest
-	10, // 32: mcias.v1.AuthService.RevokeToken:input_type -> mcias.v1.RevokeTokenRequest
-	12, // 33: mcias.v1.AuthService.WhoAmI:input_type -> mcias.v1.WhoAmIRequest
-	14, // 34: mcias.v1.AccountService.ListAccounts:input_type -> mcias.v1.ListAccountsRequest
-	16, // 35: mcias.v1.AccountService.CreateAccount:input_type -> mcias.v1.CreateAccountRequest
-	18, // 36: mcias.v1.AccountService.GetAccount:input_type -> mcias.v1.GetAccountRequest
-	20, // 37: mcias.v1.AccountService.UpdateAccount:input_type -> mcias.v1.UpdateAccountRequest
-	22, // 38: mcias.v1.AccountService.DeleteAccount:input_type -> mcias.v1.DeleteAccountRequest
-	24, // 39: mcias.v1.AccountService.SetRoles:input_type -> mcias.v1.SetRolesRequest
-	26, // 40: mcias.v1.AccountService.ChangePassword:input_type -> mcias.v1.ChangePasswordRequest
-	28, // 41: mcias.v1.AccountService.IssueSystemToken:input_type -> mcias.v1.IssueSystemTokenRequest
-	30, // 42: mcias.v1.AccountService.ListTokens:input_type -> mcias.v1.ListTokensRequest
-	33, // 43: mcias.v1.AccountService.EnrollTOTP:input_type -> mcias.v1.EnrollTOTPRequest
-	35, // 44: mcias.v1.AccountService.ConfirmTOTP:input_type -> mcias.v1.ConfirmTOTPRequest
-	37, // 45: mcias.v1.AccountService.DisableTOTP:input_type -> mcias.v1.DisableTOTPRequest
-	39, // 46: mcias.v1.PolicyService.ListPolicies:input_type -> mcias.v1.ListPoliciesRequest
-	41, // 47: mcias.v1.PolicyService.CreatePolicy:input_type -> mcias.v1.CreatePolicyRequest
-	43, // 48: mcias.v1.PolicyService.GetPolicy:input_type -> mcias.v1.GetPolicyRequest
-	45, // 49: mcias.v1.PolicyService.UpdatePolicy:input_type -> mcias.v1.UpdatePolicyRequest
-	47, // 50: mcias.v1.PolicyService.DeletePolicy:input_type -> mcias.v1.DeletePolicyRequest
-	50, // 51: mcias.v1.KeyService.ListKeys:input_type -> mcias.v1.ListKeysRequest
-	52, // 52: mcias.v1.KeyService.RotateKey:input_type -> mcias.v1.RotateKeyRequest
-	55, // 53: mcias.v1.KeyService.GetJWKS:input_type -> mcias.v1.GetJWKSRequest
-	3,  // 54: mcias.v1.AuthService.Login:output_type -> mcias.v1.LoginResponse
-	5,  // 55: mcias.v1.AuthService.Renew:output_type -> mcias.v1.RenewResponse
-	7,  // 56: mcias.v1.AuthService.Logout:output_type -> mcias.v1.LogoutResponse
-	9,  // 57: mcias.v1.AuthService.ValidateToken:output_type -> mcias.v1.ValidateTokenResponse
-	11, // 58: mcias.v1.AuthService.RevokeToken:output_type -> mcias.v1.RevokeTokenResponse
-	13, // 59: mcias.v1.AuthService.WhoAmI:output_type -> mcias.v1.WhoAmIResponse
-	15, // 60: mcias.v1.AccountService.ListAccounts:output_type -> mcias.v1.ListAccountsResponse
-	17, // 61: mcias.v1.AccountService.CreateAccount:output_type -> mcias.v1.CreateAccountResponse
-	19, // 62: mcias.v1.AccountService.GetAccount:output_type -> mcias.v1.GetAccountResponse
-	21, // 63: mcias.v1.AccountService.UpdateAccount:output_type -> mcias.v1.UpdateAccountResponse
-	23, // 64: mcias.v1.AccountService.DeleteAccount:output_type -> mcias.v1.DeleteAccountResponse
-	25, // 65: mcias.v1.AccountService.SetRoles:output_type -> mcias.v1.SetRolesResponse
-	27, // 66: mcias.v1.AccountService.ChangePassword:output_type -> mcias.v1.ChangePasswordResponse
-	29, // 67: mcias.v1.AccountService.IssueSystemToken:output_type -> mcias.v1.IssueSystemTokenResponse
-	32, // 68: mcias.v1.AccountService.ListTokens:output_type -> mcias.v1.ListTokensResponse
-	34, // 69: mcias.v1.AccountService.EnrollTOTP:output_type -> mcias.v1.EnrollTOTPResponse
-	36, // 70: mcias.v1.AccountService.ConfirmTOTP:output_type -> mcias.v1.ConfirmTOTPResponse
-	38, // 71: mcias.v1.AccountService.DisableTOTP:output_type -> mcias.v1.DisableTOTPResponse
-	40, // 72: mcias.v1.PolicyService.ListPolicies:output_type -> mcias.v1.ListPoliciesResponse
-	42, // 73: mcias.v1.PolicyService.CreatePolicy:output_type -> mcias.v1.CreatePolicyResponse
-	44, // 74: mcias.v1.PolicyService.GetPolicy:output_type -> mcias.v1.GetPolicyResponse
-	46, // 75: mcias.v1.PolicyService.UpdatePolicy:output_type -> mcias.v1.UpdatePolicyResponse
-	48, // 76: mcias.v1.PolicyService.DeletePolicy:output_type -> mcias.v1.DeletePolicyResponse
-	51, // 77: mcias.v1.KeyService.ListKeys:output_type -> mcias.v1.ListKeysResponse
-	53, // 78: mcias.v1.KeyService.RotateKey:output_type -> mcias.v1.RotateKeyResponse
-	56, // 79: mcias.v1.KeyService.GetJWKS:output_type -> mcias.v1.GetJWKSResponse
-	54, // [54:80] is the sub-list for method output_type
-	28, // [28:54] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	57, // 13: mcias.v1.ChangePasswordResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 14: mcias.v1.IssueSystemTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 15: mcias.v1.TokenInfo.issued_at:type_name -> google.protobuf.Timestamp
+	57, // 16: mcias.v1.TokenInfo.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 17: mcias.v1.TokenInfo.revoked_at:type_name -> google.protobuf.Timestamp
+	31, // 18: mcias.v1.ListTokensResponse.tokens:type_name -> mcias.v1.TokenInfo
+	57, // 19: mcias.v1.ConfirmTOTPResponse.expires_at:type_name -> google.protobuf.Timestamp
+	57, // 20: mcias.v1.DisableTOTPResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 21: mcias.v1.ListPoliciesResponse.policies:type_name -> mcias.v1.Policy
+	1,  // 22: mcias.v1.CreatePolicyRequest.policy:type_name -> mcias.v1.Policy
+	1,  // 23: mcias.v1.CreatePolicyResponse.policy:type_name -> mcias.v1.Policy
+	1,  // 24: mcias.v1.GetPolicyResponse.policy:type_name -> mcias.v1.Policy
+	1,  // 25: mcias.v1.UpdatePolicyRequest.policy:type_name -> mcias.v1.Policy
+	1,  // 26: mcias.v1.UpdatePolicyResponse.policy:type_name -> mcias.v1.Policy
+	57, // 27: mcias.v1.SigningKey.created_at:type_name -> google.protobuf.Timestamp
+	49, // 28: mcias.v1.ListKeysResponse.keys:type_name -> mcias.v1.SigningKey
+	49, // 29: mcias.v1.RotateKeyResponse.key:type_name -> mcias.v1.SigningKey
+	54, // 30: mcias.v1.GetJWKSResponse.keys:type_name -> mcias.v1.JWK
+	2,  // 31: mcias.v1.AuthService.Login:input_type -> mcias.v1.LoginRequest
+	4,  // 32: mcias.v1.AuthService.Renew:input_type -> mcias.v1.RenewRequest
+	6,  // 33: mcias.v1.AuthService.Logout:input_type -> mcias.v1.LogoutRequest
+	8,  // 34: mcias.v1.AuthService.ValidateToken:input_type -> mcias.v1.ValidateTokenRequest
+	10, // 35: mcias.v1.AuthService.RevokeToken:input_type -> mcias.v1.RevokeTokenRequest
+	12, // 36: mcias.v1.AuthService.WhoAmI:input_type -> mcias.v1.WhoAmIRequest
+	14, // 37: mcias.v1.AccountService.ListAccounts:input_type -> mcias.v1.ListAccountsRequest
+	16, // 38: mcias.v1.AccountService.CreateAccount:input_type -> mcias.v1.CreateAccountRequest
+	18, // 39: mcias.v1.AccountService.GetAccount:input_type -> mcias.v1.GetAccountRequest
+	20, // 40: mcias.v1.AccountService.UpdateAccount:input_type -> mcias.v1.UpdateAccountRequest
+	22, // 41: mcias.v1.AccountService.DeleteAccount:input_type -> mcias.v1.DeleteAccountRequest
+	24, // 42: mcias.v1.AccountService.SetRoles:input_type -> mcias.v1.SetRolesRequest
+	26, // 43: mcias.v1.AccountService.ChangePassword:input_type -> mcias.v1.ChangePasswordRequest
+	28, // 44: mcias.v1.AccountService.IssueSystemToken:input_type -> mcias.v1.IssueSystemTokenRequest
+	30, // 45: mcias.v1.AccountService.ListTokens:input_type -> mcias.v1.ListTokensRequest
+	33, // 46: mcias.v1.AccountService.EnrollTOTP:input_type -> mcias.v1.EnrollTOTPRequest
+	35, // 47: mcias.v1.AccountService.ConfirmTOTP:input_type -> mcias.v1.ConfirmTOTPRequest
+	37, // 48: mcias.v1.AccountService.DisableTOTP:input_type -> mcias.v1.DisableTOTPRequest
+	39, // 49: mcias.v1.PolicyService.ListPolicies:input_type -> mcias.v1.ListPoliciesRequest
+	41, // 50: mcias.v1.PolicyService.CreatePolicy:input_type -> mcias.v1.CreatePolicyRequest
+	43, // 51: mcias.v1.PolicyService.GetPolicy:input_type -> mcias.v1.GetPolicyRequest
+	45, // 52: mcias.v1.PolicyService.UpdatePolicy:input_type -> mcias.v1.UpdatePolicyRequest
+	47, // 53: mcias.v1.PolicyService.DeletePolicy:input_type -> mcias.v1.DeletePolicyRequest
+	50, // 54: mcias.v1.KeyService.ListKeys:input_type -> mcias.v1.ListKeysRequest
+	52, // 55: mcias.v1.KeyService.RotateKey:input_type -> mcias.v1.RotateKeyRequest
+	55, // 56: mcias.v1.KeyService.GetJWKS:input_type -> mcias.v1.GetJWKSRequest
+	3,  // 57: mcias.v1.AuthService.Login:output_type -> mcias.v1.LoginResponse
+	5,  // 58: mcias.v1.AuthService.Renew:output_type -> mcias.v1.RenewResponse
+	7,  // 59: mcias.v1.AuthService.Logout:output_type -> mcias.v1.LogoutResponse
+	9,  // 60: mcias.v1.AuthService.ValidateToken:output_type -> mcias.v1.ValidateTokenResponse
+	11, // 61: mcias.v1.AuthService.RevokeToken:output_type -> mcias.v1.RevokeTokenResponse
+	13, // 62: mcias.v1.AuthService.WhoAmI:output_type -> mcias.v1.WhoAmIResponse
+	15, // 63: mcias.v1.AccountService.ListAccounts:output_type -> mcias.v1.ListAccountsResponse
+	17, // 64: mcias.v1.AccountService.CreateAccount:output_type -> mcias.v1.CreateAccountResponse
+	19, // 65: mcias.v1.AccountService.GetAccount:output_type -> mcias.v1.GetAccountResponse
+	21, // 66: mcias.v1.AccountService.UpdateAccount:output_type -> mcias.v1.UpdateAccountResponse
+	23, // 67: mcias.v1.AccountService.DeleteAccount:output_type -> mcias.v1.DeleteAccountResponse
+	25, // 68: mcias.v1.AccountService.SetRoles:output_type -> mcias.v1.SetRolesResponse
+	27, // 69: mcias.v1.AccountService.ChangePassword:output_type -> mcias.v1.ChangePasswordResponse
+	29, // 70: mcias.v1.AccountService.IssueSystemToken:output_type -> mcias.v1.IssueSystemTokenResponse
+	32, // 71: mcias.v1.AccountService.ListTokens:output_type -> mcias.v1.ListTokensResponse
+	34, // 72: mcias.v1.AccountService.EnrollTOTP:output_type -> mcias.v1.EnrollTOTPResponse
+	36, // 73: mcias.v1.AccountService.ConfirmTOTP:output_type -> mcias.v1.ConfirmTOTPResponse
+	38, // 74: mcias.v1.AccountService.DisableTOTP:output_type -> mcias.v1.DisableTOTPResponse
+	40, // 75: mcias.v1.PolicyService.ListPolicies:output_type -> mcias.v1.ListPoliciesResponse
+	42, // 76: mcias.v1.PolicyService.CreatePolicy:output_type -> mcias.v1.CreatePolicyResponse
+	44, // 77: mcias.v1.PolicyService.GetPolicy:output_type -> mcias.v1.GetPolicyResponse
+	46, // 78: mcias.v1.PolicyService.UpdatePolicy:output_type -> mcias.v1.UpdatePolicyResponse
+	48, // 79: mcias.v1.PolicyService.DeletePolicy:output_type -> mcias.v1.DeletePolicyResponse
+	51, // 80: mcias.v1.KeyService.ListKeys:output_type -> mcias.v1.ListKeysResponse
+	53, // 81: mcias.v1.KeyService.RotateKey:output_type -> mcias.v1.RotateKeyResponse
+	56, // 82: mcias.v1.KeyService.GetJWKS:output_type -> mcias.v1.GetJWKSResponse
+	57, // [57:83] is the sub-list for method output_type
+	31, // [31:57] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_mcias_v1_mcias_proto_init() }

@@ -397,8 +397,10 @@ type AccountServiceClient interface {
 	// REST: PUT /v1/accounts/{id}/roles.
 	SetRoles(ctx context.Context, in *SetRolesRequest, opts ...grpc.CallOption) (*SetRolesResponse, error)
 	// ChangePassword changes the caller's own password, proving the current
-	// one; admins reset other accounts' passwords with UpdateAccount.
-	// REST: POST /v1/accounts/{id}/password.
+	// one; admins reset other accounts' passwords with UpdateAccount. A
+	// credential change: every token of the account is revoked, the one
+	// making the call too, and the answer carries a fresh token for the
+	// caller to go on with. REST: POST /v1/accounts/{id}/password.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 	// IssueSystemToken issues a long-lived token for a system account
 	// without a password (admin). REST: POST /v1/accounts/{id}/token.
@@ -412,11 +414,14 @@ type AccountServiceClient interface {
 	// REST: POST /v1/accounts/{id}/totp.
 	EnrollTOTP(ctx context.Context, in *EnrollTOTPRequest, opts ...grpc.CallOption) (*EnrollTOTPResponse, error)
 	// ConfirmTOTP activates the pending secret with a current code and
-	// returns single-use recovery codes, shown this once.
-	// REST: POST /v1/accounts/{id}/totp/confirm.
+	// returns single-use recovery codes, shown this once. A credential
+	// change: every token of the account is revoked and the answer carries a
+	// fresh token for the caller. REST: POST /v1/accounts/{id}/totp/confirm.
 	ConfirmTOTP(ctx context.Context, in *ConfirmTOTPRequest, opts ...grpc.CallOption) (*ConfirmTOTPResponse, error)
 	// DisableTOTP turns TOTP off: an admin for any account, or the account
-	// itself with a current or recovery code.
+	// itself with a current or recovery code. Turning an enabled TOTP off is
+	// a credential change: every token of the account is revoked; a caller
+	// acting on its own account gets a fresh token in the answer.
 	// REST: DELETE /v1/accounts/{id}/totp with the body {"code": ...}.
 	DisableTOTP(ctx context.Context, in *DisableTOTPRequest, opts ...grpc.CallOption) (*DisableTOTPResponse, error)
 }
@@ -576,8 +581,10 @@ type AccountServiceServer interface {
 	// REST: PUT /v1/accounts/{id}/roles.
 	SetRoles(context.Context, *SetRolesRequest) (*SetRolesResponse, error)
 	// ChangePassword changes the caller's own password, proving the current
-	// one; admins reset other accounts' passwords with UpdateAccount.
-	// REST: POST /v1/accounts/{id}/password.
+	// one; admins reset other accounts' passwords with UpdateAccount. A
+	// credential change: every token of the account is revoked, the one
+	// making the call too, and the answer carries a fresh token for the
+	// caller to go on with. REST: POST /v1/accounts/{id}/password.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	// IssueSystemToken issues a long-lived token for a system account
 	// without a password (admin). REST: POST /v1/accounts/{id}/token.
@@ -591,11 +598,14 @@ type AccountServiceServer interface {
 	// REST: POST /v1/accounts/{id}/totp.
 	EnrollTOTP(context.Context, *EnrollTOTPRequest) (*EnrollTOTPResponse, error)
 	// ConfirmTOTP activates the pending secret with a current code and
-	// returns single-use recovery codes, shown this once.
-	// REST: POST /v1/accounts/{id}/totp/confirm.
+	// returns single-use recovery codes, shown this once. A credential
+	// change: every token of the account is revoked and the answer carries a
+	// fresh token for the caller. REST: POST /v1/accounts/{id}/totp/confirm.
 	ConfirmTOTP(context.Context, *ConfirmTOTPRequest) (*ConfirmTOTPResponse, error)
 	// DisableTOTP turns TOTP off: an admin for any account, or the account
-	// itself with a current or recovery code.
+	// itself with a current or recovery code. Turning an enabled TOTP off is
+	// a credential change: every token of the account is revoked; a caller
+	// acting on its own account gets a fresh token in the answer.
 	// REST: DELETE /v1/accounts/{id}/totp with the body {"code": ...}.
 	DisableTOTP(context.Context, *DisableTOTPRequest) (*DisableTOTPResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
