@@ -23,7 +23,8 @@ func IdentityFrom(ctx context.Context) (*Identity, bool) {
 }
 
 // DefaultCookieName is the web session cookie holding an MCIAS token.
-const DefaultCookieName = "mc_session"
+// It is a __Host- cookie: Secure, for "/", bound to the exact host.
+const DefaultCookieName = "__Host-mc_session"
 
 // BearerToken extracts the token from "Authorization: Bearer <token>".
 func BearerToken(header string) (string, bool) {

@@ -10,20 +10,28 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+
+	"git.metacircular.net/metacircular/mcdsl/auth"
 )
 
-// Defaults for Options.
+// Defaults for Options. The cookie is a __Host- cookie: the browser keeps
+// it only if it is Secure, for "/" and bound to the exact host, so a
+// neighbouring subdomain cannot plant one ("cookie tossing").
 const (
-	DefaultCookieName = "mc_csrf"
+	DefaultCookieName = "__Host-mc_csrf"
 	DefaultFieldName  = "csrf_token"
 	DefaultHeaderName = "X-CSRF-Token"
 )
 
-// Options names where the token travels.
+// Options names where the token travels and which cookie is the session
+// it is bound to.
 type Options struct {
 	CookieName, FieldName, HeaderName string
-	// Path scopes the cookie (default "/").
-	Path string
+	// SessionCookie is the session the token is bound to (default
+	// auth.DefaultCookieName): a token minted for one session — or for
+	// none, before login — is worthless with another, and a login (a new
+	// session) rotates it.
+	SessionCookie string
 }
 
 // Protector issues and checks tokens.
@@ -47,8 +55,8 @@ func New(key []byte, opts Options) (*Protector, error) {
 	if opts.HeaderName == "" {
 		opts.HeaderName = DefaultHeaderName
 	}
-	if opts.Path == "" {
-		opts.Path = "/"
+	if opts.SessionCookie == "" {
+		opts.SessionCookie = auth.DefaultCookieName
 	}
 	return &Protector{key: append([]byte(nil), key...), opts: opts, origin: http.NewCrossOriginProtection()}, nil
 }
@@ -65,23 +73,36 @@ func Token(r *http.Request) string {
 // FieldName is the form field the token must be posted in.
 func (p *Protector) FieldName() string { return p.opts.FieldName }
 
-func (p *Protector) sign(nonce []byte) string {
+// session is the binding of r's session: a digest of the session cookie,
+// or of nothing before login.
+func (p *Protector) session(r *http.Request) [sha256.Size]byte {
+	v := ""
+	if c, err := r.Cookie(p.opts.SessionCookie); err == nil {
+		v = c.Value
+	}
+	return sha256.Sum256([]byte(v))
+}
+
+// sign makes the token for nonce bound to session:
+// nonce.HMAC(key, nonce || session).
+func (p *Protector) sign(nonce []byte, session [sha256.Size]byte) string {
 	m := hmac.New(sha256.New, p.key)
 	m.Write(nonce)
+	m.Write(session[:])
 	enc := base64.RawURLEncoding
 	return enc.EncodeToString(nonce) + "." + enc.EncodeToString(m.Sum(nil))
 }
 
-func (p *Protector) mint() (string, error) {
+func (p *Protector) mint(session [sha256.Size]byte) (string, error) {
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	return p.sign(nonce), nil
+	return p.sign(nonce, session), nil
 }
 
-// valid reports whether tok is a token this Protector signed.
-func (p *Protector) valid(tok string) bool {
+// valid reports whether tok is a token this Protector signed for session.
+func (p *Protector) valid(tok string, session [sha256.Size]byte) bool {
 	n, _, ok := strings.Cut(tok, ".")
 	if !ok {
 		return false
@@ -90,7 +111,7 @@ func (p *Protector) valid(tok string) bool {
 	if err != nil || len(nonce) != 32 {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(p.sign(nonce)), []byte(tok)) == 1
+	return subtle.ConstantTimeCompare([]byte(p.sign(nonce, session)), []byte(tok)) == 1
 }
 
 func safeMethod(m string) bool {
@@ -109,8 +130,9 @@ func (p *Protector) Middleware(next http.Handler) http.Handler {
 			http.Error(w, "cross-origin request refused", http.StatusForbidden)
 			return
 		}
+		session := p.session(r)
 		cookieTok := ""
-		if c, err := r.Cookie(p.opts.CookieName); err == nil && p.valid(c.Value) {
+		if c, err := r.Cookie(p.opts.CookieName); err == nil && p.valid(c.Value, session) {
 			cookieTok = c.Value
 		}
 		if !safeMethod(r.Method) {
@@ -124,14 +146,14 @@ func (p *Protector) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		if cookieTok == "" {
-			tok, err := p.mint()
+			tok, err := p.mint(session)
 			if err != nil {
 				http.Error(w, "internal error", http.StatusInternalServerError)
 				return
 			}
 			cookieTok = tok
 			http.SetCookie(w, &http.Cookie{
-				Name: p.opts.CookieName, Value: tok, Path: p.opts.Path,
+				Name: p.opts.CookieName, Value: tok, Path: "/",
 				HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 			})
 		}

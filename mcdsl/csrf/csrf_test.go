@@ -2,6 +2,7 @@ package csrf
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -41,8 +42,52 @@ func TestCookieAttributes(t *testing.T) {
 			c = ck
 		}
 	}
-	if c == nil || !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode {
+	if c == nil || !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Domain != "" ||
+		!strings.HasPrefix(c.Name, "__Host-") {
 		t.Fatalf("cookie attributes: %+v", c)
+	}
+}
+
+// TestTokenBoundToSession: a token minted before login (or for another
+// session) is refused once the session cookie is there, and the next page
+// gets a fresh one.
+func TestTokenBoundToSession(t *testing.T) {
+	ts, client := setup(t)
+	u, _ := url.Parse(ts.URL)
+	fetch := func() string {
+		resp, err := client.Get(ts.URL + "/form")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	post := func(tok string) int {
+		resp, err := client.PostForm(ts.URL+"/form", url.Values{DefaultFieldName: {tok}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	anon := fetch()
+	if post(anon) != 200 {
+		t.Fatal("anonymous token refused before login")
+	}
+	// Log in as the admin: the session cookie appears.
+	client.Jar.SetCookies(u, []*http.Cookie{{Name: "__Host-mc_session", Value: "admin-session", Path: "/"}})
+	if got := post(anon); got != 403 {
+		t.Fatalf("a token minted before login was accepted with the admin's session: %d", got)
+	}
+	fresh := fetch()
+	if fresh == anon || post(fresh) != 200 {
+		t.Fatalf("the page after login did not rotate the token (%q → %q)", anon, fresh)
+	}
+	// Another session (another user's cookie) does not take this token.
+	client.Jar.SetCookies(u, []*http.Cookie{{Name: "__Host-mc_session", Value: "bob-session", Path: "/"}})
+	if got := post(fresh); got != 403 {
+		t.Fatalf("a token bound to the admin's session worked with bob's: %d", got)
 	}
 }
 
@@ -71,7 +116,7 @@ func TestMutatingRequestsNeedToken(t *testing.T) {
 		_ = r.Body.Close()
 		return r.StatusCode
 	}
-	forged := otherProtector(t).sign(bytes.Repeat([]byte("n"), 32))
+	forged := otherProtector(t).sign(bytes.Repeat([]byte("n"), 32), sha256.Sum256(nil))
 	good := url.Values{DefaultFieldName: {string(tok)}}
 	host := strings.TrimPrefix(ts.URL, "https://")
 	for _, tc := range []struct {

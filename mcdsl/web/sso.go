@@ -19,7 +19,9 @@ import (
 )
 
 // SSOStateCookie holds the state between Redirect and Callback.
-const SSOStateCookie = "mc_sso_state"
+// It is a __Secure- cookie (it is scoped to the callback path, which a
+// __Host- cookie cannot be).
+const SSOStateCookie = "__Secure-mc_sso_state"
 
 // ssoStateTTL is how long a user has to sign in at MCIAS (password, TOTP,
 // passkey) before the callback is refused.

@@ -38,7 +38,7 @@ func ClearSession(w http.ResponseWriter, name string) {
 }
 
 // flashCookie carries one message to the next page view.
-const flashCookie = "mc_flash"
+const flashCookie = "__Host-mc_flash"
 
 // maxFlash bounds a flash message so the cookie stays small.
 const maxFlash = 512

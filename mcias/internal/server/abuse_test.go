@@ -405,7 +405,7 @@ func TestJSONBodiesOnly(t *testing.T) {
 	// The hand-written WebAuthn ceremonies, with everything else right
 	// (CSRF cookie and header, or a bearer token).
 	page, html := h.webCall(t, http.MethodGet, "/login", "", nil, nil, nil)
-	csrfCookie, m := cookieNamed(page, "mc_csrf"), csrfMeta.FindSubmatch(html)
+	csrfCookie, m := cookieNamed(page, "__Host-mc_csrf"), csrfMeta.FindSubmatch(html)
 	if csrfCookie == nil || m == nil {
 		t.Fatal("GET /login gave no CSRF cookie or token")
 	}
@@ -460,7 +460,7 @@ func TestFailedLoginLogsNoTypedName(t *testing.T) {
 		t.Fatalf("gRPC login: %v", err)
 	}
 	page, html := h.webCall(t, http.MethodGet, "/login", "", nil, nil, nil)
-	csrfCookie := cookieNamed(page, "mc_csrf")
+	csrfCookie := cookieNamed(page, "__Host-mc_csrf")
 	m := csrfField.FindSubmatch(html)
 	if csrfCookie == nil || m == nil {
 		t.Fatal("GET /login gave no CSRF cookie or form token")

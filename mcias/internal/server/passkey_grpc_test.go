@@ -73,7 +73,7 @@ func cookieNamed(resp *http.Response, name string) *http.Cookie {
 func (h *harness) registerPasskey(t *testing.T, tok string, dev *passkeytest.Authenticator, name string) identity.PasskeyInfo {
 	t.Helper()
 	resp, opts := h.webCall(t, http.MethodPost, "/v1/webauthn/register/begin", tok, nil, nil, nil)
-	ceremony := cookieNamed(resp, "mc_webauthn")
+	ceremony := cookieNamed(resp, "__Secure-mc_webauthn")
 	if resp.StatusCode != http.StatusOK || ceremony == nil || !ceremony.HttpOnly || !ceremony.Secure {
 		t.Fatalf("register/begin = %d %s, ceremony cookie %+v", resp.StatusCode, opts, ceremony)
 	}
@@ -103,7 +103,7 @@ var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
 func (h *harness) passkeyLogin(t *testing.T, dev *passkeytest.Authenticator) (*http.Response, []byte) {
 	t.Helper()
 	page, html := h.webCall(t, http.MethodGet, "/login", "", nil, nil, nil)
-	csrfCookie, m := cookieNamed(page, "mc_csrf"), csrfMeta.FindSubmatch(html)
+	csrfCookie, m := cookieNamed(page, "__Host-mc_csrf"), csrfMeta.FindSubmatch(html)
 	if csrfCookie == nil || m == nil {
 		t.Fatalf("GET /login gave no CSRF cookie or token: %d", page.StatusCode)
 	}
@@ -112,7 +112,7 @@ func (h *harness) passkeyLogin(t *testing.T, dev *passkeytest.Authenticator) (*h
 		t.Fatalf("login/begin without the CSRF header = %d, want 403", resp.StatusCode)
 	}
 	resp, opts := h.webCall(t, http.MethodPost, "/v1/webauthn/login/begin", "", []*http.Cookie{csrfCookie}, hdr, nil)
-	ceremony := cookieNamed(resp, "mc_webauthn")
+	ceremony := cookieNamed(resp, "__Secure-mc_webauthn")
 	if resp.StatusCode != http.StatusOK || ceremony == nil {
 		t.Fatalf("login/begin = %d %s", resp.StatusCode, opts)
 	}
@@ -186,7 +186,7 @@ func TestPasskeyRESTAndGRPC(t *testing.T) {
 	if err := json.Unmarshal(data, &iss); err != nil {
 		t.Fatal(err)
 	}
-	sess := cookieNamed(resp, "mc_session")
+	sess := cookieNamed(resp, "__Host-mc_session")
 	if sess == nil || sess.Value != iss.Token || !sess.HttpOnly || !sess.Secure || sess.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("session cookie %+v", sess)
 	}

@@ -23,7 +23,7 @@ import (
 
 // ceremonyCookie carries the ID of a passkey ceremony between its begin and
 // finish requests; the challenge itself stays on the server.
-const ceremonyCookie = "mc_webauthn"
+const ceremonyCookie = "__Secure-mc_webauthn"
 
 // errPasskeysOff answers the ceremonies when [webauthn] is not configured.
 var errPasskeysOff = apierr.New(apierr.NotFound, "passkeys are not enabled on this server (no [webauthn] rp_id)")
