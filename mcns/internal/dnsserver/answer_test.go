@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -81,10 +82,10 @@ func TestAuthoritativeAnswers(t *testing.T) {
 			[]string{`txt.example.test. TXT "hello world"`}, []string{}, []string{}},
 		{"SRV", "_sip._tcp.example.test.", dns.TypeSRV, dns.RcodeSuccess, true,
 			[]string{"_sip._tcp.example.test. SRV 10 5 5060 sip.example.test."}, []string{}, []string{}},
-		{"MX", "example.test.", dns.TypeMX, dns.RcodeSuccess, true,
-			[]string{"example.test. MX 10 mail.example.test."}, []string{}, []string{}},
-		{"NS at the apex", "example.test.", dns.TypeNS, dns.RcodeSuccess, true,
-			[]string{"example.test. NS ns1.example.test."}, []string{}, []string{}},
+		{"MX, with the exchanger's address", "example.test.", dns.TypeMX, dns.RcodeSuccess, true,
+			[]string{"example.test. MX 10 mail.example.test."}, []string{}, []string{"A"}},
+		{"NS at the apex, with the server's address", "example.test.", dns.TypeNS, dns.RcodeSuccess, true,
+			[]string{"example.test. NS ns1.example.test."}, []string{}, []string{"A"}},
 		{"SOA", "example.test.", dns.TypeSOA, dns.RcodeSuccess, true,
 			[]string{soa + " " + "SERIAL"}, []string{}, []string{}},
 		{"PTR", "1.2.0.192.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, true,
@@ -119,6 +120,10 @@ func TestAuthoritativeAnswers(t *testing.T) {
 		{"existing name gets no wildcard data", "host.wild.example.test.", dns.TypeAAAA, dns.RcodeSuccess, true, []string{}, []string{"SOA"}, []string{}},
 		{"wildcard parent is an empty non-terminal", "wild.example.test.", dns.TypeA, dns.RcodeSuccess, true, []string{}, []string{"SOA"}, []string{}},
 		{"delegation", "host.sub.example.test.", dns.TypeA, dns.RcodeSuccess, false, []string{}, []string{"NS"}, []string{"A"}},
+		{"NS at the cut is a referral", "sub.example.test.", dns.TypeNS, dns.RcodeSuccess, false, []string{}, []string{"NS"}, []string{"A"}},
+		{"DS at the cut is the parent's NODATA", "sub.example.test.", dns.TypeDS, dns.RcodeSuccess, true, []string{}, []string{"SOA"}, []string{}},
+		{"DS below the cut is a referral", "host.sub.example.test.", dns.TypeDS, dns.RcodeSuccess, false, []string{}, []string{"NS"}, []string{"A"}},
+		{"DS at the apex", "example.test.", dns.TypeDS, dns.RcodeSuccess, true, []string{}, []string{"SOA"}, []string{}},
 		{"name in a second zone", "host.other.test.", dns.TypeA, dns.RcodeSuccess, true,
 			[]string{"host.other.test. A 198.51.100.7"}, []string{}, []string{}},
 		{"missing name in the reverse zone", "9.2.0.192.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, true, []string{}, []string{"SOA"}, []string{}},
@@ -199,40 +204,98 @@ func TestProtocolErrors(t *testing.T) {
 	seed(t, st)
 	s := newServer(t, st, Config{})
 
-	twoQ := query("www.example.test.", dns.TypeA)
-	twoQ.Question = append(twoQ.Question, twoQ.Question[0])
-	noQ := query("www.example.test.", dns.TypeA)
-	noQ.Question = nil
-	update := query("example.test.", dns.TypeSOA)
-	update.Opcode = dns.OpcodeUpdate
-	chaos := query("version.bind.", dns.TypeTXT)
-	chaos.Question[0].Qclass = dns.ClassCHAOS
-	axfr := query("example.test.", dns.TypeAXFR)
-	twoOPT := query("www.example.test.", dns.TypeA)
-	twoOPT.SetEdns0(1232, false)
+	// msg builds a message as a careless client might: AD and CD set, RD
+	// set, EDNS with DO and a cookie option when edns.
+	msg := func(op int, edns bool, qs ...dns.Question) *dns.Msg {
+		m := new(dns.Msg)
+		m.Id = dns.Id()
+		m.Opcode = op
+		m.RecursionDesired, m.AuthenticatedData, m.CheckingDisabled = true, true, true
+		m.Question = qs
+		if edns {
+			m.SetEdns0(4096, true)
+			opt := m.IsEdns0()
+			opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+		}
+		return m
+	}
+	in := func(name string, qtype uint16) dns.Question {
+		return dns.Question{Name: name, Qtype: qtype, Qclass: dns.ClassINET}
+	}
+	soa := in("example.test.", dns.TypeSOA)
+	www := in("www.example.test.", dns.TypeA)
+	chaos := dns.Question{Name: "example.test.", Qtype: dns.TypeSOA, Qclass: dns.ClassCHAOS}
+	hesiod := dns.Question{Name: "example.test.", Qtype: dns.TypeSOA, Qclass: dns.ClassHESIOD}
+	withRecords := msg(dns.OpcodeUpdate, true, soa)
+	a, err := dns.NewRR("x.example.test. 60 IN A 192.0.2.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withRecords.Answer, withRecords.Ns = []dns.RR{a, a, a}, []dns.RR{a, a, a}
+	notifyV1 := msg(dns.OpcodeNotify, true, soa)
+	notifyV1.IsEdns0().SetVersion(1)
+	twoOPT := msg(dns.OpcodeQuery, true, www)
 	twoOPT.Extra = append(twoOPT.Extra, twoOPT.Extra[0])
 
 	for _, tc := range []struct {
-		name  string
-		req   *dns.Msg
-		rcode int
+		name     string
+		req      *dns.Msg
+		rcode    int
+		question bool // the question echoed
 	}{
-		{"two questions", twoQ, dns.RcodeFormatError},
-		{"no question", noQ, dns.RcodeFormatError},
-		{"update", update, dns.RcodeNotImplemented},
-		{"chaos class", chaos, dns.RcodeRefused},
-		{"zone transfer", axfr, dns.RcodeRefused},
-		{"two OPT records", twoOPT, dns.RcodeFormatError},
+		{"two questions", msg(dns.OpcodeQuery, true, www, www), dns.RcodeFormatError, false},
+		{"two questions without EDNS", msg(dns.OpcodeQuery, false, www, www), dns.RcodeFormatError, false},
+		{"no question", msg(dns.OpcodeQuery, true), dns.RcodeFormatError, false},
+		{"NOTIFY without a question", msg(dns.OpcodeNotify, true), dns.RcodeFormatError, false},
+		{"UPDATE without a question", msg(dns.OpcodeUpdate, true), dns.RcodeFormatError, false},
+		{"IQUERY without a question", msg(dns.OpcodeIQuery, true), dns.RcodeNotImplemented, false},
+		{"NOTIFY", msg(dns.OpcodeNotify, true, soa), dns.RcodeNotAuth, true},
+		{"NOTIFY without EDNS", msg(dns.OpcodeNotify, false, soa), dns.RcodeNotAuth, true},
+		{"NOTIFY for a name outside the zones", msg(dns.OpcodeNotify, true, in("example.org.", dns.TypeSOA)), dns.RcodeNotAuth, true},
+		{"NOTIFY in CHAOS", msg(dns.OpcodeNotify, true, chaos), dns.RcodeNotImplemented, true},
+		{"NOTIFY in HESIOD", msg(dns.OpcodeNotify, true, hesiod), dns.RcodeRefused, true},
+		{"NOTIFY with EDNS version 1", notifyV1, dns.RcodeBadVers, true},
+		{"UPDATE", msg(dns.OpcodeUpdate, true, soa), dns.RcodeNotAuth, true},
+		{"UPDATE with records", withRecords, dns.RcodeNotAuth, true},
+		{"UPDATE whose zone is not a SOA question", msg(dns.OpcodeUpdate, true, www), dns.RcodeFormatError, true},
+		{"IQUERY", msg(dns.OpcodeIQuery, true, soa), dns.RcodeNotImplemented, true},
+		{"STATUS", msg(dns.OpcodeStatus, false, soa), dns.RcodeNotImplemented, true},
+		{"opcode 15", msg(15, true, soa), dns.RcodeNotImplemented, true},
+		{"QTYPE 0", msg(dns.OpcodeQuery, true, in("www.example.test.", 0)), dns.RcodeNotImplemented, true},
+		{"chaos class", msg(dns.OpcodeQuery, true, chaos), dns.RcodeRefused, true},
+		{"zone transfer", msg(dns.OpcodeQuery, true, in("example.test.", dns.TypeAXFR)), dns.RcodeRefused, true},
+		{"two OPT records", twoOPT, dns.RcodeFormatError, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := ask(t, s, tc.req, loopback, true)
-			if m.Rcode != tc.rcode {
-				t.Errorf("rcode %s, want %s", dns.RcodeToString[m.Rcode], dns.RcodeToString[tc.rcode])
-			}
-			if len(m.Answer) != 0 {
-				t.Errorf("answers %v", m.Answer)
-			}
-		})
+		for _, udp := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s udp=%v", tc.name, udp), func(t *testing.T) {
+				m := ask(t, s, tc.req, loopback, udp)
+				if m.Rcode != tc.rcode || m.Opcode != tc.req.Opcode {
+					t.Errorf("opcode %s rcode %s, want %s %s", dns.OpcodeToString[m.Opcode], dns.RcodeToString[m.Rcode],
+						dns.OpcodeToString[tc.req.Opcode], dns.RcodeToString[tc.rcode])
+				}
+				if !m.RecursionDesired || m.AuthenticatedData || m.CheckingDisabled || m.Authoritative || m.Truncated || m.RecursionAvailable || m.Zero {
+					t.Errorf("flags %+v, want RD copied and everything else clear", m.MsgHdr)
+				}
+				if tc.question != (len(m.Question) == 1 && m.Question[0] == tc.req.Question[0]) || len(m.Question) > 1 {
+					t.Errorf("question %v, want echoed: %v", m.Question, tc.question)
+				}
+				if len(m.Answer)+len(m.Ns) != 0 {
+					t.Errorf("records in the reply: %v %v", m.Answer, m.Ns)
+				}
+				// An OPT comes back for exactly one OPT in the query, ours:
+				// our size and version, DO echoed, no options copied.
+				_, opts := clientOPT(tc.req)
+				opt := m.IsEdns0()
+				switch {
+				case (opt != nil) != (opts == 1):
+					t.Errorf("OPT %v for a query with %d", opt, opts)
+				case opt != nil && (opt.UDPSize() != maxUDPSize || opt.Version() != 0 || !opt.Do() || len(opt.Option) != 0 || len(m.Extra) != 1):
+					t.Errorf("OPT %v (additional %v), want udp %d, version 0, do, no options", opt, m.Extra, maxUDPSize)
+				case opt == nil && len(m.Extra) != 0:
+					t.Errorf("additional %v", m.Extra)
+				}
+			})
+		}
 	}
 
 	resp := query("www.example.test.", dns.TypeA)
@@ -241,7 +304,8 @@ func TestProtocolErrors(t *testing.T) {
 		t.Errorf("answered a response: %d bytes", len(buf))
 	}
 
-	// The accept function rejects the same things before unpacking.
+	// Before unpacking, only responses are turned away: everything else
+	// is unpacked so that the reply can echo the question and OPT.
 	for _, tc := range []struct {
 		h    dns.Header
 		want dns.MsgAcceptAction
@@ -249,11 +313,13 @@ func TestProtocolErrors(t *testing.T) {
 		{dns.Header{Qdcount: 1}, dns.MsgAccept},
 		{dns.Header{Qdcount: 1, Arcount: 1}, dns.MsgAccept},
 		{dns.Header{Bits: 1 << 15, Qdcount: 1}, dns.MsgIgnore},
-		{dns.Header{Qdcount: 2}, dns.MsgReject},
-		{dns.Header{Qdcount: 0}, dns.MsgReject},
-		{dns.Header{Qdcount: 1, Nscount: 5}, dns.MsgReject},
-		{dns.Header{Bits: dns.OpcodeUpdate << 11, Qdcount: 1}, dns.MsgRejectNotImplemented},
-		{dns.Header{Bits: dns.OpcodeNotify << 11, Qdcount: 1}, dns.MsgRejectNotImplemented},
+		{dns.Header{Bits: 1<<15 | dns.OpcodeNotify<<11, Qdcount: 1}, dns.MsgIgnore},
+		{dns.Header{Qdcount: 2}, dns.MsgAccept},
+		{dns.Header{Qdcount: 0}, dns.MsgAccept},
+		{dns.Header{Qdcount: 1, Ancount: 3, Nscount: 5, Arcount: 7}, dns.MsgAccept},
+		{dns.Header{Bits: dns.OpcodeUpdate << 11, Qdcount: 1}, dns.MsgAccept},
+		{dns.Header{Bits: dns.OpcodeNotify << 11, Qdcount: 1}, dns.MsgAccept},
+		{dns.Header{Bits: 15 << 11, Qdcount: 1}, dns.MsgAccept},
 	} {
 		if got := accept(tc.h); got != tc.want {
 			t.Errorf("accept(%+v) = %v, want %v", tc.h, got, tc.want)

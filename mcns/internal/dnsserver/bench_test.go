@@ -22,6 +22,8 @@ func BenchmarkReply(b *testing.B) {
 		{"CNAME", "alias.example.test.", dns.TypeA},
 		{"NXDOMAIN", "nothere.example.test.", dns.TypeA},
 		{"wildcard", "x.wild.example.test.", dns.TypeA},
+		{"MX with addresses", "example.test.", dns.TypeMX},
+		{"referral with glue", "host.sub.example.test.", dns.TypeA},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := query(bc.qname, bc.qtype)

@@ -26,20 +26,24 @@ func requireDig(t *testing.T) {
 
 // digResult is what dig printed, parsed.
 type digResult struct {
-	status    string
-	flags     []string
-	edns      bool
-	udpSize   int
-	question  string // as printed with +question, without the leading ';'
-	answer    []dns.RR
-	authority []dns.RR
-	out       string
+	opcode     string
+	status     string
+	flags      []string
+	edns       bool
+	udpSize    int
+	opt        []string // the OPT pseudosection's lines, without the leading "; "
+	question   string   // as printed with +question, without the leading ';'
+	questions  []string // each question's fields, joined by one space
+	answer     []dns.RR // the answer (UPDATE: prerequisite) section
+	authority  []dns.RR // the authority (UPDATE: update) section
+	additional []dns.RR // with +additional; the OPT record is in opt
+	out        string
 }
 
 func (r digResult) flag(f string) bool { return slices.Contains(r.flags, f) }
 
 var (
-	digStatus = regexp.MustCompile(`status: ([A-Z]+)`)
+	digStatus = regexp.MustCompile(`opcode: ([A-Z0-9]+), status: ([A-Z0-9]+)`)
 	digFlags  = regexp.MustCompile(`;; flags:([a-z ]*);`)
 	digEDNS   = regexp.MustCompile(`; EDNS: version: \d+, flags:[^;]*; udp: (\d+)`)
 )
@@ -60,7 +64,7 @@ func dig(t *testing.T, addr string, args ...string) digResult {
 	}
 	r := digResult{out: string(out)}
 	if m := digStatus.FindStringSubmatch(r.out); m != nil {
-		r.status = m[1]
+		r.opcode, r.status = m[1], m[2]
 	}
 	if m := digFlags.FindStringSubmatch(r.out); m != nil {
 		r.flags = strings.Fields(m[1])
@@ -69,25 +73,35 @@ func dig(t *testing.T, addr string, args ...string) digResult {
 		r.edns = true
 		r.udpSize, _ = strconv.Atoi(m[1])
 	}
-	var section *[]dns.RR
+	section := ""
 	for line := range strings.SplitSeq(r.out, "\n") {
 		switch {
 		case line == "":
-			section = nil
-		case line == ";; ANSWER SECTION:":
-			section = &r.answer
-		case line == ";; AUTHORITY SECTION:":
-			section = &r.authority
-		case strings.HasPrefix(line, ";; ") && strings.HasSuffix(line, " SECTION:"):
-			section = nil
-		case strings.HasPrefix(line, ";") && !strings.HasPrefix(line, ";;") && strings.Contains(line, "\tIN\t"):
-			r.question = strings.Fields(line[1:])[0]
-		case section != nil && !strings.HasPrefix(line, ";"):
+			section = ""
+		case strings.HasPrefix(line, ";; ") && strings.HasSuffix(line, "SECTION:"):
+			section = strings.TrimSuffix(strings.TrimPrefix(line, ";; "), ":")
+		case section == "OPT PSEUDOSECTION":
+			r.opt = append(r.opt, strings.TrimPrefix(line, "; "))
+		case section == "QUESTION SECTION" || section == "ZONE SECTION":
+			q := strings.Fields(strings.TrimPrefix(line, ";"))
+			r.questions = append(r.questions, strings.Join(q, " "))
+			if r.question == "" && len(q) > 0 {
+				r.question = q[0]
+			}
+		case strings.HasPrefix(line, ";") || section == "":
+		default:
 			rr, err := dns.NewRR(line)
 			if err != nil {
 				t.Fatalf("dig printed a record that does not parse: %q: %v", line, err)
 			}
-			*section = append(*section, rr)
+			switch section {
+			case "ANSWER SECTION", "PREREQUISITE SECTION":
+				r.answer = append(r.answer, rr)
+			case "AUTHORITY SECTION", "UPDATE SECTION":
+				r.authority = append(r.authority, rr)
+			case "ADDITIONAL SECTION":
+				r.additional = append(r.additional, rr)
+			}
 		}
 	}
 	if r.status == "" {

@@ -28,6 +28,13 @@ type zone struct {
 	// wild says some owner is a wildcard, so a missing name is worth the
 	// closest-encloser search.
 	wild bool
+	// addrs holds, for every NS, MX and SRV target inside the zone, the
+	// target's address RRsets (A, then AAAA) for the additional section:
+	// its own, glue below a zone cut included, or synthesized from a
+	// wildcard. Targets without addresses are absent. Computed with the
+	// build, so a change to a target's addresses reaches the additional
+	// section with the next swap, like every other answer.
+	addrs map[string][][]dns.RR
 	// built keeps each record with its parsed RR so the next build reuses
 	// the RRs of records that did not change.
 	built map[int64]builtRecord
@@ -59,6 +66,7 @@ func buildZone(z dnsdata.Zone, recs []dnsdata.Record, prev *zone, logger *slog.L
 		nodes:  map[string]*node{},
 		ents:   map[string]struct{}{},
 		cuts:   map[string]struct{}{},
+		addrs:  map[string][][]dns.RR{},
 		built:  make(map[int64]builtRecord, len(recs)),
 	}
 	add := func(r dns.RR) {
@@ -110,6 +118,76 @@ func buildZone(z dnsdata.Zone, recs []dnsdata.Record, prev *zone, logger *slog.L
 			}
 		}
 	}
+	// Wildcards and empty non-terminals are known now, so every target
+	// resolves as a query for it would.
+	for _, n := range out.nodes {
+		for _, t := range additionalTypes {
+			for _, r := range n.byType[t] {
+				target := targetOf(r)
+				if _, done := out.addrs[target]; done || !dns.IsSubDomain(out.name, target) {
+					continue
+				}
+				if sets := out.addresses(target); len(sets) > 0 {
+					out.addrs[target] = sets
+				}
+			}
+		}
+	}
+	return out
+}
+
+// additionalTypes are the types whose targets' addresses go into the
+// additional section (RFC 1035 section 3.3, RFC 2782), as knot does.
+var additionalTypes = [...]uint16{dns.TypeNS, dns.TypeMX, dns.TypeSRV}
+
+// targetOf is the canonical host name an NS, MX or SRV record points to,
+// or "" for other types.
+func targetOf(r dns.RR) string {
+	switch r := r.(type) {
+	case *dns.NS:
+		return dns.CanonicalName(r.Ns)
+	case *dns.MX:
+		return dns.CanonicalName(r.Mx)
+	case *dns.SRV:
+		return dns.CanonicalName(r.Target)
+	}
+	return ""
+}
+
+// addresses returns the A and AAAA RRsets at name, a canonical name inside
+// the zone: a node's own (glue below a cut included), or a wildcard's,
+// synthesized with name as owner. An alias is not followed: NS, MX and
+// SRV targets must not be CNAMEs (RFC 2181 section 10.3).
+func (z *zone) addresses(name string) [][]dns.RR {
+	n, synth := z.nodes[name], false
+	if n == nil {
+		if !z.wild || z.exists(name) {
+			return nil
+		}
+		if n = z.wildcard(name); n == nil {
+			return nil
+		}
+		synth = true
+	}
+	var sets [][]dns.RR
+	for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA} {
+		if rrs := n.byType[t]; len(rrs) > 0 {
+			if synth {
+				rrs = synthesize(rrs, name)
+			}
+			sets = append(sets, rrs)
+		}
+	}
+	return sets
+}
+
+// synthesize copies rrs with name as their owner (RFC 4592 section 3.3).
+func synthesize(rrs []dns.RR, name string) []dns.RR {
+	out := make([]dns.RR, len(rrs))
+	for i, r := range rrs {
+		out[i] = dns.Copy(r)
+		out[i].Header().Name = name
+	}
 	return out
 }
 
@@ -149,13 +227,13 @@ const (
 type result struct {
 	kind   kind
 	rrs    []dns.RR // the answer, the CNAME, or the delegation's NS set
-	glue   []dns.RR // addresses of in-zone name servers of a delegation
+	cut    string   // the delegation point, for kindDelegation
 	target string   // the CNAME target, canonical
 }
 
 // lookup answers qtype at name, a canonical name inside the zone.
 func (z *zone) lookup(name string, qtype uint16) result {
-	if res, ok := z.delegation(name); ok {
+	if res, ok := z.delegation(name, qtype); ok {
 		return res
 	}
 	if n := z.nodes[name]; n != nil {
@@ -172,31 +250,26 @@ func (z *zone) lookup(name string, qtype uint16) result {
 	return result{kind: kindNXDomain}
 }
 
-// delegation finds the zone cut closest to the apex at or above name.
-func (z *zone) delegation(name string) (result, bool) {
+// delegation finds the zone cut closest to the apex at or above name. A
+// DS query is not referred at the cut itself: DS records belong to the
+// parent side of the cut, so this zone answers them (RFC 4035 section
+// 3.1.4.1).
+func (z *zone) delegation(name string, qtype uint16) (result, bool) {
 	if len(z.cuts) == 0 {
 		return result{}, false
 	}
 	offs := dns.Split(name)
+	last := 0
+	if qtype == dns.TypeDS {
+		last = 1
+	}
 	// offs[i] starts the ancestor with len(offs)-i labels; walk from the
 	// apex's child down to name itself so the topmost cut wins.
-	for i := len(offs) - dns.CountLabel(z.name) - 1; i >= 0; i-- {
+	for i := len(offs) - dns.CountLabel(z.name) - 1; i >= last; i-- {
 		cut := name[offs[i]:]
-		if _, ok := z.cuts[cut]; !ok {
-			continue
+		if _, ok := z.cuts[cut]; ok {
+			return result{kind: kindDelegation, rrs: z.nodes[cut].byType[dns.TypeNS], cut: cut}, true
 		}
-		res := result{kind: kindDelegation, rrs: z.nodes[cut].byType[dns.TypeNS]}
-		for _, r := range res.rrs {
-			ns, ok := r.(*dns.NS)
-			if !ok || !dns.IsSubDomain(cut, dns.CanonicalName(ns.Ns)) {
-				continue
-			}
-			if n := z.nodes[dns.CanonicalName(ns.Ns)]; n != nil {
-				res.glue = append(res.glue, n.byType[dns.TypeA]...)
-				res.glue = append(res.glue, n.byType[dns.TypeAAAA]...)
-			}
-		}
-		return res, true
 	}
 	return result{}, false
 }
@@ -221,12 +294,7 @@ func (n *node) answer(name string, qtype uint16, synth bool) result {
 		if !synth {
 			return rrs
 		}
-		out := make([]dns.RR, len(rrs))
-		for i, r := range rrs {
-			out[i] = dns.Copy(r)
-			out[i].Header().Name = name
-		}
-		return out
+		return synthesize(rrs, name)
 	}
 	if qtype == dns.TypeANY {
 		return result{kind: kindAnswer, rrs: pick(n.all)}
@@ -248,6 +316,30 @@ func (n *node) answer(name string, qtype uint16, synth bool) result {
 // never modified, when a zone changes.
 type zoneSet struct {
 	byName map[string]*zone
+}
+
+// zoneFor returns the zone that answers qtype at name: the one name belongs
+// to (find), except for DS at the apex of a served zone whose parent zone
+// is served too and delegates it. DS lives on the parent side of a zone
+// cut (RFC 4035 section 3.1.4.1), so the parent answers. When the parent
+// has no delegation there, the name's own zone answers, rather than the
+// parent denying a name that exists (knot asks the parent anyway and
+// answers NXDOMAIN).
+func (zs *zoneSet) zoneFor(name string, qtype uint16) *zone {
+	z := zs.find(name)
+	if z == nil || qtype != dns.TypeDS || z.name != name {
+		return z
+	}
+	off, end := dns.NextLabel(name, 0)
+	if end {
+		return z
+	}
+	if p := zs.find(name[off:]); p != nil {
+		if _, cut := p.cuts[name]; cut {
+			return p
+		}
+	}
+	return z
 }
 
 // find returns the zone name belongs to (the longest matching suffix), or
