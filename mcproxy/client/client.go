@@ -32,8 +32,23 @@ const (
 	// ModeL4 relays the raw TCP stream; the backend terminates TLS.
 	ModeL4 = "l4"
 	// ModeL7 terminates TLS with the route's certificate and reverse
-	// proxies HTTP/1.1 and HTTP/2 (gRPC included) to the backend.
+	// proxies HTTP/1.1 and HTTP/2 clients to the backend in the route's
+	// BackendProtocol (gRPC needs BackendH2C, or BackendAuto with
+	// BackendTLS).
 	ModeL7 = "l7"
+)
+
+// Backend protocols of an L7 route (Route.BackendProtocol): what mc-proxy
+// speaks to the backend, whatever the client speaks to mc-proxy.
+const (
+	// BackendHTTP1 is HTTP/1.1 (over TLS with BackendTLS); the default.
+	BackendHTTP1 = "http1"
+	// BackendH2C is HTTP/2 with prior knowledge over plain TCP: gRPC
+	// backends without TLS. Not with BackendTLS.
+	BackendH2C = "h2c"
+	// BackendAuto offers h2 and http/1.1 in ALPN to a BackendTLS backend;
+	// without BackendTLS it is HTTP/1.1.
+	BackendAuto = "auto"
 )
 
 // Firewall rule kinds.
@@ -71,6 +86,11 @@ type Route struct {
 	BackendServerName string `json:"backend_server_name,omitempty"`
 	// SendProxyProtocol sends a PROXY v2 header to the backend first.
 	SendProxyProtocol bool `json:"send_proxy_protocol,omitempty"`
+	// BackendProtocol is BackendHTTP1, BackendH2C or BackendAuto on an L7
+	// route; empty means BackendHTTP1 (mc-proxy stores it so). Empty on
+	// L4 routes. A gRPC backend needs BackendH2C, or BackendAuto with
+	// BackendTLS.
+	BackendProtocol string `json:"backend_protocol,omitempty"`
 }
 
 // Rule is one firewall block rule.
@@ -222,6 +242,7 @@ func (r Route) pb() *mcproxyv1.Route {
 		Listener: r.Listener, Hostname: r.Hostname, Mode: r.Mode, Backend: r.Backend,
 		TlsCert: r.TLSCert, TlsKey: r.TLSKey, BackendTls: r.BackendTLS, BackendCa: r.BackendCA,
 		BackendServerName: r.BackendServerName, SendProxyProtocol: r.SendProxyProtocol,
+		BackendProtocol: r.BackendProtocol,
 	}
 }
 
@@ -230,6 +251,7 @@ func routeOf(p *mcproxyv1.Route) Route {
 		Listener: p.GetListener(), Hostname: p.GetHostname(), Mode: p.GetMode(), Backend: p.GetBackend(),
 		TLSCert: p.GetTlsCert(), TLSKey: p.GetTlsKey(), BackendTLS: p.GetBackendTls(), BackendCA: p.GetBackendCa(),
 		BackendServerName: p.GetBackendServerName(), SendProxyProtocol: p.GetSendProxyProtocol(),
+		BackendProtocol: p.GetBackendProtocol(),
 	}
 }
 

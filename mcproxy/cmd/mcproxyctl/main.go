@@ -160,13 +160,21 @@ func (t *tool) routesAddCmd() *cobra.Command {
 		Long: `add stores the route in mc-proxy's database and switches the data plane to the
 new route table in the same step; running it again with the same arguments
 changes nothing. An l7 route needs --tls-cert and --tls-key (a full chain and
-its key, readable by mc-proxy).`,
+its key, readable by mc-proxy).
+
+--backend-protocol is what an l7 route speaks to its backend, whatever the
+client speaks to mc-proxy: http1 (HTTP/1.1, the default; every HTTP server
+speaks it), h2c (HTTP/2 without TLS, for gRPC backends; not with
+--backend-tls) or auto (with --backend-tls, ALPN offers h2 and http/1.1 and
+the backend picks; without, HTTP/1.1).`,
 		Example: `  mcproxyctl routes add --listener https --hostname app.example.net --mode l4 --backend 10.0.0.5:8443
   mcproxyctl routes add --listener https --hostname web.example.net --mode l7 --backend 127.0.0.1:8080 \
       --tls-cert /srv/mc-proxy/certs/web.crt --tls-key /srv/mc-proxy/certs/web.key
   mcproxyctl routes add --listener https --hostname api.example.net --mode l7 --backend 10.0.0.7:9443 \
       --tls-cert /srv/mc-proxy/certs/api.crt --tls-key /srv/mc-proxy/certs/api.key \
-      --backend-tls --backend-ca /srv/ca/ca.crt --send-proxy-protocol`,
+      --backend-tls --backend-ca /srv/ca/ca.crt --send-proxy-protocol
+  mcproxyctl routes add --listener https --hostname grpc.example.net --mode l7 --backend 127.0.0.1:9090 \
+      --tls-cert /srv/mc-proxy/certs/grpc.crt --tls-key /srv/mc-proxy/certs/grpc.key --backend-protocol h2c`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return call(t, cmd, func(ctx context.Context, c *client.Client) (routeAdded, error) {
@@ -186,6 +194,7 @@ its key, readable by mc-proxy).`,
 	f.StringVar(&r.BackendCA, "backend-ca", "", "l7: CA file verifying the backend (default: system roots)")
 	f.StringVar(&r.BackendServerName, "backend-server-name", "", "l7: name verified on the backend certificate (default: the backend host)")
 	f.BoolVar(&r.SendProxyProtocol, "send-proxy-protocol", false, "send a PROXY v2 header to the backend")
+	f.StringVar(&r.BackendProtocol, "backend-protocol", "", "l7: http1 (default), h2c (gRPC without TLS) or auto (ALPN h2/http1.1 with --backend-tls)")
 	for _, name := range []string{"listener", "hostname", "mode", "backend"} {
 		_ = cmd.MarkFlagRequired(name)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/service"
+	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/client"
 	"git.metacircular.net/metacircular/mcproxy/internal/server"
 )
@@ -138,4 +139,36 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 		}
 	}
 	walk(root())
+}
+
+func TestRoutesAddBackendProtocol(t *testing.T) {
+	sock := startProxy(t)
+	pair := tlstest.New(t).Issue(t, "grpc.example", "grpc.example")
+	add := []string{"--socket", sock, "routes", "add", "--listener", "https", "--hostname", "grpc.example", "--mode", "l7",
+		"--backend", "127.0.0.1:9090", "--tls-cert", pair.CertFile, "--tls-key", pair.KeyFile}
+	out, err := ctl(append(add, "--backend-protocol", "h2c")...)
+	if err != nil || out != "added route https/grpc.example -> 127.0.0.1:9090 (l7, h2c)\n" {
+		t.Fatalf("routes add --backend-protocol h2c: %v %q", err, out)
+	}
+	out, err = ctl("--socket", sock, "routes", "list")
+	if err != nil || !strings.Contains(out, "BACKEND PROTOCOL") || !strings.Contains(out, " h2c ") {
+		t.Fatalf("routes list: %v\n%s", err, out)
+	}
+	out, err = ctl("--socket", sock, "--json", "routes", "list")
+	if err != nil || !strings.Contains(out, `"backend_protocol": "h2c"`) {
+		t.Fatalf("routes list --json: %v\n%s", err, out)
+	}
+	// The default is http1; an unknown value and h2c over TLS are refused.
+	if out, err := ctl(add...); err != nil || !strings.Contains(out, "(l7, http1)") {
+		t.Fatalf("routes add without --backend-protocol: %v %q", err, out)
+	}
+	for _, extra := range [][]string{{"--backend-protocol", "h3"}, {"--backend-protocol", "h2c", "--backend-tls"}} {
+		if _, err := ctl(append(add, extra...)...); client.KindOf(err) != apierr.Invalid {
+			t.Errorf("routes add %v: %v; want invalid", extra, err)
+		}
+	}
+	if _, err := ctl("--socket", sock, "routes", "add", "--listener", "https", "--hostname", "l4.example", "--mode", "l4",
+		"--backend", "127.0.0.1:9", "--backend-protocol", "http1"); client.KindOf(err) != apierr.Invalid {
+		t.Errorf("routes add l4 --backend-protocol: %v; want invalid", err)
+	}
 }

@@ -45,6 +45,7 @@ func routePB(r route.Route) *mcproxyv1.Route {
 		Listener: r.Listener, Hostname: r.Hostname, Mode: r.Mode, Backend: r.Backend,
 		TlsCert: r.TLSCert, TlsKey: r.TLSKey, BackendTls: r.BackendTLS, BackendCa: r.BackendCA,
 		BackendServerName: r.BackendServerName, SendProxyProtocol: r.SendProxyProtocol,
+		BackendProtocol: r.BackendProtocol,
 	}
 }
 
@@ -54,6 +55,7 @@ func routeFromPB(p *mcproxyv1.Route) route.Route {
 		Listener: p.GetListener(), Hostname: p.GetHostname(), Mode: p.GetMode(), Backend: p.GetBackend(),
 		TLSCert: p.GetTlsCert(), TLSKey: p.GetTlsKey(), BackendTLS: p.GetBackendTls(), BackendCA: p.GetBackendCa(),
 		BackendServerName: p.GetBackendServerName(), SendProxyProtocol: p.GetSendProxyProtocol(),
+		BackendProtocol: p.GetBackendProtocol(),
 	}
 }
 

@@ -159,7 +159,7 @@ func (s *Service) AddRoute(ctx context.Context, r route.Route) (route.Route, boo
 	if err != nil {
 		return route.Route{}, false, err
 	}
-	s.log.Info("route added", "route", r.Key(), "mode", r.Mode, "backend", r.Backend, "created", created)
+	s.log.Info("route added", "route", r.Key(), "mode", r.Mode, "backend", r.Backend, "backend_protocol", r.BackendProtocol, "created", created)
 	return r, created, nil
 }
 

@@ -9,11 +9,12 @@
 //	    L4 proxies' upstream). GET /stats reports the requests served and
 //	    how many TLS requests came over a resumed session.
 //
-//	benchproxy proxy -l7 ADDR -l4 ADDR -host NAME -cert F -key F -backend ADDR -tls-backend ADDR
+//	benchproxy proxy -l7 ADDR -l4 ADDR -host NAME -cert F -key F -backend ADDR -tls-backend ADDR [-backend-protocol P]
 //	    mc-proxy's data plane (proxy.New + Serve) with two listeners: "l7"
-//	    terminates TLS for NAME and reverse proxies to -backend (h2c for
-//	    HTTP/2 clients, HTTP/1.1 otherwise); "l4" relays NAME's raw TLS
-//	    bytes to -tls-backend. Logs warnings and errors only.
+//	    terminates TLS for NAME and reverse proxies to -backend in the
+//	    route's backend protocol, whatever the client speaks (http1, the
+//	    default of a route, or h2c); "l4" relays NAME's raw TLS bytes to
+//	    -tls-backend. Logs warnings and errors only.
 //
 //	benchproxy handshakes -addr ADDR -sni NAME -c N -d DURATION
 //	    the new-TLS-handshakes load generator: N workers each loop over
@@ -138,9 +139,13 @@ func runProxy(ctx context.Context, args []string) error {
 	keyFile := fs.String("key", "", "L7 key (required)")
 	backendAddr := fs.String("backend", "127.0.0.1:18080", "L7 backend (HTTP/1.1 + h2c)")
 	tlsBackend := fs.String("tls-backend", "127.0.0.1:18443", "L4 backend (TLS)")
+	backendProtocol := fs.String("backend-protocol", route.HTTP1, "what the L7 route speaks to -backend: http1 or h2c")
 	_ = fs.Parse(args)
 	table, err := route.NewTable([]route.Route{
-		{Listener: "l7", Hostname: *host, Mode: route.L7, Backend: *backendAddr, TLSCert: *certFile, TLSKey: *keyFile},
+		{
+			Listener: "l7", Hostname: *host, Mode: route.L7, Backend: *backendAddr, TLSCert: *certFile, TLSKey: *keyFile,
+			BackendProtocol: *backendProtocol,
+		},
 		{Listener: "l4", Hostname: *host, Mode: route.L4, Backend: *tlsBackend},
 	})
 	if err != nil {

@@ -1,10 +1,12 @@
 // Package firewall decides, before any routing, whether mc-proxy serves a
 // client address at all: IP and CIDR blocks, GeoIP country blocks from a
-// MaxMind database, and a per-IP connection rate limit. The rules swap
+// MaxMind database, and a per-client connection rate limit, a client being
+// an IPv4 address or an IPv6 /64 (configurable prefixes). The rules swap
 // atomically; the GeoIP database is opened once.
 package firewall
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/netip"
@@ -25,11 +27,26 @@ type Config struct {
 	// country rule is ever used.
 	GeoIPPath string
 	// RatePerSecond is the sustained number of new connections allowed
-	// per client IP; zero disables the limit.
+	// per client (see RateIPv4Prefix); zero disables the limit.
 	RatePerSecond float64
 	// Burst is the bucket size (at least 1 when a rate is set).
 	Burst int
+	// RateIPv4Prefix and RateIPv6Prefix are the prefix lengths that make
+	// one client for the rate limit: every address in the same prefix
+	// shares a bucket. Zero means DefaultRateIPv4Prefix and
+	// DefaultRateIPv6Prefix. An IPv6 subscriber is normally given a whole
+	// /64 and can pick a new source address in it for every connection;
+	// keyed by full address, each would get a fresh bucket.
+	RateIPv4Prefix int
+	RateIPv6Prefix int
 }
+
+// Default rate-limit prefixes: one IPv4 address, one IPv6 /64 (the
+// smallest prefix an IPv6 subscriber is normally given, RFC 6177).
+const (
+	DefaultRateIPv4Prefix = 32
+	DefaultRateIPv6Prefix = 64
+)
 
 // Reasons a connection is blocked, used as metric labels.
 const (
@@ -61,9 +78,11 @@ type Firewall struct {
 	geo   *maxminddb.Reader
 	rate  float64
 	burst float64
+	// v4Bits and v6Bits are the rate-limit prefix lengths.
+	v4Bits, v6Bits int
 
 	mu        sync.Mutex
-	buckets   map[netip.Addr]*bucket
+	buckets   map[netip.Prefix]*bucket
 	lastSweep time.Time
 	now       func() time.Time
 }
@@ -75,9 +94,19 @@ type bucket struct {
 
 // New builds a firewall, opening the GeoIP database when configured.
 func New(cfg Config) (*Firewall, error) {
-	f := &Firewall{rate: cfg.RatePerSecond, burst: float64(max(cfg.Burst, 1)), buckets: map[netip.Addr]*bucket{}, now: time.Now}
+	f := &Firewall{
+		rate: cfg.RatePerSecond, burst: float64(max(cfg.Burst, 1)),
+		v4Bits: cmp.Or(cfg.RateIPv4Prefix, DefaultRateIPv4Prefix), v6Bits: cmp.Or(cfg.RateIPv6Prefix, DefaultRateIPv6Prefix),
+		buckets: map[netip.Prefix]*bucket{}, now: time.Now,
+	}
 	if cfg.RatePerSecond < 0 || math.IsNaN(cfg.RatePerSecond) {
 		return nil, fmt.Errorf("firewall: rate_per_second must not be negative, got %v", cfg.RatePerSecond)
+	}
+	if f.v4Bits < 1 || f.v4Bits > 32 {
+		return nil, fmt.Errorf("firewall: rate_ipv4_prefix must be from 1 to 32, got %d", cfg.RateIPv4Prefix)
+	}
+	if f.v6Bits < 1 || f.v6Bits > 128 {
+		return nil, fmt.Errorf("firewall: rate_ipv6_prefix must be from 1 to 128, got %d", cfg.RateIPv6Prefix)
 	}
 	if cfg.GeoIPPath != "" {
 		db, err := maxminddb.Open(cfg.GeoIPPath)
@@ -144,10 +173,29 @@ func (f *Firewall) Check(addr netip.Addr) Decision {
 			}
 		}
 	}
-	if f.rate > 0 && !f.allow(addr) {
-		return Decision{Blocked: true, Reason: ReasonRate, Detail: addr.String()}
+	if f.rate > 0 {
+		if client := f.RateKey(addr); !f.allow(client) {
+			return Decision{Blocked: true, Reason: ReasonRate, Detail: client.String()}
+		}
 	}
 	return Decision{}
+}
+
+// RateKey is the client addr is counted as by the rate limit: its
+// prefix of RateIPv4Prefix or RateIPv6Prefix bits (an IPv4-mapped IPv6
+// address counts as IPv4).
+func (f *Firewall) RateKey(addr netip.Addr) netip.Prefix {
+	addr = addr.Unmap().WithZone("")
+	bits := f.v6Bits
+	if addr.Is4() {
+		bits = f.v4Bits
+	}
+	p, err := addr.Prefix(bits)
+	if err != nil {
+		// Only an invalid address gets here; they all share one bucket.
+		return netip.Prefix{}
+	}
+	return p
 }
 
 // Country returns the ISO country code of addr, or "" when unknown.
@@ -166,7 +214,7 @@ func (f *Firewall) Country(addr netip.Addr) string {
 // grow without bound under a spray of source addresses.
 const sweepEvery = time.Minute
 
-func (f *Firewall) allow(addr netip.Addr) bool {
+func (f *Firewall) allow(client netip.Prefix) bool {
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -179,10 +227,10 @@ func (f *Firewall) allow(addr netip.Addr) bool {
 		}
 		f.lastSweep = now
 	}
-	b, ok := f.buckets[addr]
+	b, ok := f.buckets[client]
 	if !ok {
 		b = &bucket{tokens: f.burst, last: now}
-		f.buckets[addr] = b
+		f.buckets[client] = b
 	}
 	b.tokens = min(f.burst, b.tokens+now.Sub(b.last).Seconds()*f.rate)
 	b.last = now

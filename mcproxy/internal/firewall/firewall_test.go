@@ -134,3 +134,68 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("idle buckets not swept: %d left", len(fw.buckets))
 	}
 }
+
+// TestRateKey: the rate limit counts an IPv4 address or an IPv6 /64 (by
+// default) as one client; IPv4-mapped addresses count as IPv4.
+func TestRateKey(t *testing.T) {
+	def, err := New(Config{RatePerSecond: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := New(Config{RatePerSecond: 1, RateIPv4Prefix: 24, RateIPv6Prefix: 48})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		fw         *Firewall
+		addr, want string
+	}{
+		{def, "192.0.2.7", "192.0.2.7/32"},
+		{def, "::ffff:192.0.2.7", "192.0.2.7/32"},
+		{def, "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"},
+		{def, "2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{def, "fe80::1%eth0", "fe80::/64"},
+		{wide, "192.0.2.7", "192.0.2.0/24"},
+		{wide, "2001:db8:1:2::1", "2001:db8:1::/48"},
+	} {
+		if got := tc.fw.RateKey(netip.MustParseAddr(tc.addr)).String(); got != tc.want {
+			t.Errorf("RateKey(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+	for _, cfg := range []Config{
+		{RateIPv4Prefix: 33}, {RateIPv4Prefix: -1}, {RateIPv6Prefix: 129}, {RateIPv6Prefix: -64},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+}
+
+// TestRateLimitIPv6Prefix: rotating through source addresses of one /64
+// does not get a client fresh buckets; another /64 is another client.
+func TestRateLimitIPv6Prefix(t *testing.T) {
+	fw, err := New(Config{RatePerSecond: 1, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	fw.now = func() time.Time { return now }
+	for i, a := range []string{"2001:db8:5:6::1", "2001:db8:5:6:ffff:ffff:ffff:fffe"} {
+		if d := fw.Check(netip.MustParseAddr(a)); d.Blocked {
+			t.Fatalf("connection %d from %s blocked: %+v", i, a, d)
+		}
+	}
+	d := fw.Check(netip.MustParseAddr("2001:db8:5:6:1234::99"))
+	if d.Reason != ReasonRate || d.Detail != "2001:db8:5:6::/64" {
+		t.Fatalf("third address in the /64: %+v; want limited as 2001:db8:5:6::/64", d)
+	}
+	if d := fw.Check(netip.MustParseAddr("2001:db8:5:7::1")); d.Blocked {
+		t.Fatalf("next /64 limited: %+v", d)
+	}
+	// IPv4 stays per address.
+	for _, a := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+		if d := fw.Check(netip.MustParseAddr(a)); d.Blocked {
+			t.Fatalf("%s limited: %+v", a, d)
+		}
+	}
+}

@@ -22,6 +22,9 @@ type trackedConn struct {
 	once sync.Once
 	// client is the real client address (PROXY header or peer).
 	client netip.AddrPort
+	// front is the L7 front serving the connection (nil before, and on
+	// L4); guarded by ls.mu.
+	front *l7Front
 }
 
 func (s *Server) track(ls *listenerState, c net.Conn) *trackedConn {
@@ -86,7 +89,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // handle runs one connection through PROXY header, firewall, SNI and
 // routing, then hands it to the L4 relay or the L7 server.
-func (s *Server) handle(ctx context.Context, ls *listenerState, c *trackedConn, front *l7Front) {
+func (s *Server) handle(ctx context.Context, ls *listenerState, c *trackedConn) {
 	ls.m.connections.Inc()
 	peer := c.client
 	if ls.AcceptProxyProtocol {
@@ -136,7 +139,7 @@ func (s *Server) handle(ctx context.Context, ls *listenerState, c *trackedConn, 
 		s.relayL4(ctx, ls, rt, rm, c, hello.Raw)
 		return
 	}
-	front.hand(c, rt, rm, hello.Raw)
+	s.hand(ls, c, rt, hello.Raw)
 }
 
 func trusted(prefixes []netip.Prefix, a netip.Addr) bool {
@@ -152,9 +155,7 @@ func trusted(prefixes []netip.Prefix, a netip.Addr) bool {
 // connection, so crypto/tls sees the stream from its first byte.
 type replayConn struct {
 	*trackedConn
-	prefix  []byte
-	route   route.Route
-	metrics *routeMetrics
+	prefix []byte
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,9 +14,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
+	"git.metacircular.net/metacircular/mcproxy/internal/h1scan"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
@@ -30,11 +33,7 @@ var grpcStatusFields = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Deta
 // a stream that ends without trailers. As headers + trailers the answer is
 // equivalent and flush timing no longer matters.
 func grpcTrailersOnly(res *http.Response) error {
-	if res.ProtoMajor != 2 || res.Header.Get("Grpc-Status") == "" || len(res.Trailer) > 0 {
-		return nil
-	}
-	ct := res.Header.Get("Content-Type")
-	if ct != "application/grpc" && !strings.HasPrefix(ct, "application/grpc+") {
+	if res.ProtoMajor != 2 || res.Header.Get("Grpc-Status") == "" || len(res.Trailer) > 0 || !isGRPC(res.Header) {
 		return nil
 	}
 	res.Trailer = http.Header{}
@@ -47,61 +46,199 @@ func grpcTrailersOnly(res *http.Response) error {
 	return nil
 }
 
-// l7Front is one listener's HTTP server, fed the TLS connections of its
-// L7 routes through an in-memory listener.
+// maxHeaderBytes bounds an L7 request's header block (HTTP/1.1) or
+// header list (HTTP/2): nginx's default is 32 KiB (4 x 8k buffers);
+// net/http's 1 MiB would let each slow client hold a megabyte.
+const maxHeaderBytes = 64 << 10
+
+// maxScannedHeader is what h1scan follows: at least what net/http
+// accepts (MaxHeaderBytes plus its 4 KiB read buffer).
+const maxScannedHeader = maxHeaderBytes + 8<<10
+
+// l7Front serves the connections of one version of one L7 route: an
+// http.Server of its own, fed the route's TLS connections through an
+// in-memory listener. When the route changes or is removed the front is
+// retired (see retire); a changed route gets a new front for its new
+// connections.
 type l7Front struct {
-	s    *Server
-	l    *listenerState
-	srv  *http.Server
-	ln   *chanListener
-	done chan struct{}
+	s       *Server
+	ls      *listenerState
+	route   route.Route
+	metrics *routeMetrics
+	srv     *http.Server
+	ln      *chanListener
+	done    chan struct{}
+	// retired is set once the route changed: requests still arriving are
+	// served by the route as it is now (or refused, if it is gone).
+	retired    atomic.Bool
+	retireOnce sync.Once
 }
 
 type routeKey struct{}
 
+// requestInfo travels with a request from the handler to the rewrite,
+// the transport and the error handler.
 type requestInfo struct {
 	route    route.Route
-	metrics  *routeMetrics
 	listener string
-	http2    bool
+	// body is the client's request body, nil when there is none.
+	body *clientBody
 }
 
-func (s *Server) newL7Front(l *listenerState) *l7Front {
-	f := &l7Front{s: s, l: l, ln: newChanListener(), done: make(chan struct{})}
-	rp := &httputil.ReverseProxy{
+// h1ConnKey keys the *h1Conn of an HTTP/1 connection in its context.
+type h1ConnKey struct{}
+
+// h1Conn is an L7 connection that did not negotiate h2: the TLS
+// connection, handshaken, with an h1scan.Scanner fed every byte net/http
+// reads from it. It is deliberately not a *tls.Conn, so net/http serves
+// it as the HTTP/1 connection it is.
+type h1Conn struct {
+	*tls.Conn
+	scan *h1scan.Scanner
+	// served counts the requests handed to the handler (the scanner's
+	// request numbers).
+	served atomic.Int64
+}
+
+func (c *h1Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	_, _ = c.scan.Write(p[:n]) // never fails
+	return n, err
+}
+
+func (s *Server) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      s.backend,
 		FlushInterval:  -1,
 		ModifyResponse: grpcTrailersOnly,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			var host, backend string
-			if info, ok := r.Context().Value(routeKey{}).(*requestInfo); ok {
-				host, backend = info.route.Hostname, info.route.Backend
-			}
-			level := slog.LevelWarn
-			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-				// The client went away mid-request: not a backend problem.
-				level = slog.LevelDebug
-			}
-			s.log.Log(r.Context(), level, "l7: backend error", "listener", l.Name, "host", host, "backend", backend, "client", r.RemoteAddr, "err", err)
-			w.WriteHeader(http.StatusBadGateway)
-		},
+		ErrorHandler:   s.proxyError,
 	}
+}
+
+// proxyError answers a request the reverse proxy could not complete: 400
+// when reading the client's body failed (a malformed chunked body is the
+// client's fault, and must not look like a backend failure), 502
+// otherwise.
+func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	info, _ := r.Context().Value(routeKey{}).(*requestInfo) // set by the handler
+	if info == nil {
+		info = &requestInfo{}
+	}
+	if bodyErr := info.body.failed(); bodyErr != nil {
+		level := slog.LevelInfo
+		if r.Context().Err() != nil {
+			level = slog.LevelDebug // the client went away
+		}
+		s.log.Log(r.Context(), level, "l7: bad request body; answered 400", "listener", info.listener, "host", info.route.Hostname,
+			"client", r.RemoteAddr, "err", bodyErr)
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+		http.Error(w, "bad request body", http.StatusBadRequest)
+		return
+	}
+	level := slog.LevelWarn
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away mid-request: not a backend problem.
+		level = slog.LevelDebug
+	}
+	s.log.Log(r.Context(), level, "l7: backend error", "listener", info.listener, "host", info.route.Hostname,
+		"backend", info.route.Backend, "backend_protocol", info.route.BackendProtocol, "client", r.RemoteAddr, "err", err)
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+// hand terminates TLS on an accepted connection with the route's
+// certificate and passes it to the route's front: as the *tls.Conn when
+// the client negotiated h2, as an h1Conn otherwise.
+func (s *Server) hand(ls *listenerState, c *trackedConn, rt route.Route, hello []byte) {
+	cfg, err := s.certs.serverConfig(rt.TLSCert, rt.TLSKey)
+	if err != nil {
+		s.log.Error("l7: no certificate; reset", "listener", ls.Name, "host", rt.Hostname, "err", err)
+		ls.m.certificate.Inc()
+		reset(c)
+		return
+	}
+	tc := tls.Server(&replayConn{trackedConn: c, prefix: hello}, cfg)
+	if err := c.SetDeadline(time.Now().Add(s.opts.HelloTimeout)); err != nil {
+		reset(c)
+		return
+	}
+	if err := tc.Handshake(); err != nil {
+		s.log.Debug("l7: tls handshake failed", "listener", ls.Name, "host", rt.Hostname, "client", c.client, "err", err)
+		c.Close() //nolint:errcheck,gosec // failed handshake
+		return
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		c.Close() //nolint:errcheck,gosec // broken connection
+		return
+	}
+	var conn net.Conn = tc
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		conn = &h1Conn{Conn: tc, scan: h1scan.New(maxScannedHeader)}
+	}
+	// A front being retired refuses connections; the next lookup finds
+	// the route's current front.
+	for range 3 {
+		f := s.frontFor(ls, rt.Hostname, c)
+		if f == nil {
+			break // the route is gone, or the listener is draining
+		}
+		if f.ln.push(conn) == nil {
+			return
+		}
+	}
+	c.Close() //nolint:errcheck,gosec // nothing serves this name any more
+}
+
+// frontFor returns the front of the current version of the L7 route for
+// host on ls, starting one if there is none, and records it as c's
+// front. It returns nil when the route is gone or no longer L7, or when
+// ls is draining. The lookup happens under ls.mu, which SetRoutes takes
+// after swapping the table, so a front for a replaced version is never
+// left behind in ls.fronts.
+func (s *Server) frontFor(ls *listenerState, host string, c *trackedConn) *l7Front {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.closed {
+		return nil
+	}
+	rt, rm, ok := s.routing.Load().lookup(ls.Name, host)
+	if !ok || rt.Mode != route.L7 {
+		return nil
+	}
+	f := ls.fronts[rt.Hostname]
+	if f == nil || f.route != rt {
+		if f != nil {
+			f.retire() // SetRoutes is about to; this connection saw the new table first
+		}
+		f = s.newFront(ls, rt, rm)
+		ls.fronts[rt.Hostname] = f
+		go f.serve()
+	}
+	c.front = f
+	return f
+}
+
+func (s *Server) newFront(ls *listenerState, rt route.Route, rm *routeMetrics) *l7Front {
+	f := &l7Front{s: s, ls: ls, route: rt, metrics: rm, ln: newChanListener(), done: make(chan struct{})}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
 	f.srv = &http.Server{
-		Handler:           f.handler(rp),
+		Handler:           f,
 		ReadHeaderTimeout: s.opts.HelloTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		Protocols:         protos,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		// OPTIONS * reaches the handler like every other request, so the
+		// handler sees each request h1scan counts.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				if rc, ok := tc.NetConn().(*replayConn); ok {
-					return context.WithValue(ctx, routeKey{}, &requestInfo{route: rc.route, metrics: rc.metrics, listener: l.Name})
-				}
+			if hc, ok := c.(*h1Conn); ok {
+				return context.WithValue(ctx, h1ConnKey{}, hc)
 			}
 			return ctx
 		},
@@ -112,47 +249,176 @@ func (s *Server) newL7Front(l *listenerState) *l7Front {
 func (f *l7Front) serve() {
 	defer close(f.done)
 	if err := f.srv.Serve(f.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		f.s.log.Error("l7 server stopped", "listener", f.l.Name, "err", err)
+		f.s.log.Error("l7 server stopped", "listener", f.ls.Name, "host", f.route.Hostname, "err", err)
 	}
 }
 
-// hand passes an accepted connection to the HTTP server, with TLS
-// terminated using the route's certificate.
-func (f *l7Front) hand(c *trackedConn, rt route.Route, rm *routeMetrics, hello []byte) {
-	cfg, err := f.s.certs.serverConfig(rt.TLSCert, rt.TLSKey)
-	if err != nil {
-		f.s.log.Error("l7: no certificate; reset", "listener", f.l.Name, "host", rt.Hostname, "err", err)
-		f.l.m.certificate.Inc()
-		reset(c)
+// retire drains a front whose route changed or was removed, as nginx
+// drains the workers of its previous configuration on a reload: idle
+// connections are closed at once, an HTTP/1.1 connection is closed after
+// the response in flight, HTTP/2 clients get a GOAWAY, and requests in
+// flight finish. Whatever is still open after ShutdownTimeout (a slow
+// request, a websocket) is closed. Call it with f.ls.mu held.
+func (f *l7Front) retire() {
+	f.retireOnce.Do(func() {
+		f.retired.Store(true)
+		f.s.log.Info("l7: route changed; draining its connections", "listener", f.ls.Name, "host", f.route.Hostname)
+		f.ls.retiring.Add(1)
+		go func() {
+			defer f.ls.retiring.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), f.s.opts.ShutdownTimeout)
+			defer cancel()
+			f.shutdown(ctx)
+			// Hijacked connections (websockets) are no longer the
+			// http.Server's: wait for them too, then close what is left.
+			if n := f.s.waitConns(ctx, f.ls, func(c *trackedConn) bool { return c.front == f }); n > 0 {
+				f.s.log.Warn("l7: drain of a changed route timed out; closed its connections", "listener", f.ls.Name,
+					"host", f.route.Hostname, "closed", n)
+			}
+		}()
+	})
+}
+
+// shutdown stops the front's http.Server gracefully until ctx ends, then
+// forcibly.
+func (f *l7Front) shutdown(ctx context.Context) {
+	if err := f.srv.Shutdown(ctx); err != nil {
+		f.srv.Close() //nolint:errcheck,gosec // forced close after the drain
+	}
+	<-f.done
+}
+
+// ServeHTTP proxies one request to the route's backend.
+func (f *l7Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rt, rm := f.route, f.metrics
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	defer func() {
+		rm.done(rm.status(sw.code), start)
+		f.s.log.Debug("l7 request", "listener", f.ls.Name, "host", rt.Hostname, "method", r.Method, "path", r.URL.Path,
+			"proto", r.Proto, "status", sw.code, "client", r.RemoteAddr, "duration", time.Since(start))
+	}()
+	if hc, ok := r.Context().Value(h1ConnKey{}).(*h1Conn); ok {
+		n := hc.served.Add(1) - 1
+		if reason, refused := hc.scan.Refused(int(n)); refused {
+			f.s.log.Info("l7: refused a request with ambiguous framing; answered 400 and closed the connection",
+				"listener", f.ls.Name, "host", rt.Hostname, "client", r.RemoteAddr, "reason", reason)
+			refuse(sw, r, http.StatusBadRequest, "bad request: "+reason)
+			return
+		}
+		if r.ProtoMajor != 1 {
+			// "PRI * HTTP/2.0" on an HTTP/1 connection: h2 is negotiated
+			// in ALPN or not at all.
+			refuse(sw, r, http.StatusHTTPVersionNotSupported, "http version not supported")
+			return
+		}
+	}
+	if f.retired.Load() {
+		// The request raced a route change: serve it as the route is now,
+		// and close the connection after the answer.
+		cur, curM, ok := f.s.routing.Load().lookup(f.ls.Name, rt.Hostname)
+		if !ok || cur.Mode != route.L7 {
+			refuse(sw, r, http.StatusMisdirectedRequest, "misdirected request")
+			return
+		}
+		rt, rm = cur, curM
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
+	}
+	// HTTP/2 coalescing could carry a request for another host on this
+	// connection, and an absolute-form request target names its own host
+	// (net/http puts it in r.Host); only the routed host is served.
+	if host := hostOnly(r.Host); host != "" && route.NormalizeHost(host) != rt.Hostname {
+		refuse(sw, r, http.StatusMisdirectedRequest, "misdirected request")
 		return
 	}
-	if err := f.ln.push(tls.Server(&replayConn{trackedConn: c, prefix: hello, route: rt, metrics: rm}, cfg)); err != nil {
-		reset(c)
+	if r.RequestURI == "*" {
+		// OPTIONS *: about this server, not a resource of the backend.
+		sw.Header().Set("Content-Length", "0")
+		sw.WriteHeader(http.StatusOK)
+		return
 	}
+	if isGRPC(r.Header) && !rt.SpeaksHTTP2() {
+		f.s.log.Warn("l7: gRPC request on a route that speaks HTTP/1.1 to its backend; set backend_protocol = \"h2c\" (or \"auto\" with backend_tls)",
+			"listener", f.ls.Name, "host", rt.Hostname, "backend_protocol", rt.BackendProtocol, "client", r.RemoteAddr)
+		sw.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	if hasToken(r.Header["Upgrade"], "h2c") {
+		// h2c is HTTP/2 over cleartext (RFC 7540 §3.2) and has no place on
+		// a TLS connection; passed on, a backend that honors it would give
+		// the client a raw HTTP/2 tunnel past the proxy. Served as the
+		// plain request it also is.
+		r.Header.Del("Upgrade")
+		r.Header.Del("Http2-Settings")
+	}
+	info := &requestInfo{route: rt, listener: f.ls.Name}
+	if r.Body != nil && r.Body != http.NoBody {
+		info.body = &clientBody{ReadCloser: r.Body}
+		r.Body = info.body
+	}
+	f.s.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, info)))
 }
 
-func (f *l7Front) handler(rp *httputil.ReverseProxy) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info, ok := r.Context().Value(routeKey{}).(*requestInfo)
-		if !ok {
-			http.Error(w, "no route", http.StatusMisdirectedRequest)
-			return
+// refuse answers a request mc-proxy does not pass on; on HTTP/1.1 the
+// connection is closed afterwards.
+func refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	http.Error(w, msg, code)
+}
+
+// isGRPC reports whether a request is gRPC (which needs HTTP/2 to the
+// backend), not gRPC-Web.
+func isGRPC(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+")
+}
+
+// hasToken reports whether a comma-separated header field holds token
+// (case-insensitive).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
-		// HTTP/2 coalescing could carry a request for another host on this
-		// connection; only the routed host is served.
-		if host := hostOnly(r.Host); host != "" && !equalFoldHost(host, info.route.Hostname) {
-			http.Error(w, "misdirected request", http.StatusMisdirectedRequest)
-			return
+	}
+	return false
+}
+
+// clientBody is a request body that remembers a failure to read it from
+// the client, so proxyError can tell a malformed body from a backend
+// failure.
+type clientBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
 		}
-		start := time.Now()
-		ri := *info
-		ri.http2 = r.ProtoMajor == 2
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, &ri)))
-		info.metrics.done(info.metrics.status(sw.code), start)
-		f.s.log.Debug("l7 request", "listener", f.l.Name, "host", info.route.Hostname, "method", r.Method, "path", r.URL.Path,
-			"proto", r.Proto, "status", sw.code, "client", r.RemoteAddr, "duration", time.Since(start))
-	})
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// failed is the error reading the body ended with, if any.
+func (b *clientBody) failed() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
 }
 
 func hostOnly(h string) string {
@@ -162,24 +428,27 @@ func hostOnly(h string) string {
 	return h
 }
 
-func equalFoldHost(a, b string) bool {
-	return len(a) == len(b) && (a == b || httpLower(a) == b)
-}
-
-func httpLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
+// normalizeHostHeader removes the trailing dot of a Host header's name
+// ("app.example.:443" is "app.example:443"), keeping its case and port:
+// the backend sees the name it is configured for.
+func normalizeHostHeader(h string) string {
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if strings.HasSuffix(host, ".") {
+			return net.JoinHostPort(strings.TrimSuffix(host, "."), port)
 		}
+		return h
 	}
-	return string(b)
+	return strings.TrimSuffix(h, ".")
 }
 
 // rewrite points the request at the route's backend and sets the
 // forwarding headers. X-Forwarded-For is replaced, not appended to: the
 // proxy is the trust boundary and the client address it knows (from the
-// peer or a trusted PROXY header) is the only one it vouches for.
+// peer or a trusted PROXY header) is the only one it vouches for. The
+// reverse proxy has already removed the client's Forwarded and
+// X-Forwarded-* headers and every hop-by-hop header (including those the
+// client's Connection header names), so none of these can be smuggled in
+// or stripped by the client.
 func rewrite(pr *httputil.ProxyRequest) {
 	info, _ := pr.In.Context().Value(routeKey{}).(*requestInfo) // set by the handler before ServeHTTP
 	scheme := "http"
@@ -187,12 +456,13 @@ func rewrite(pr *httputil.ProxyRequest) {
 		scheme = "https"
 	}
 	pr.SetURL(&url.URL{Scheme: scheme, Host: info.route.Backend})
-	pr.Out.Host = pr.In.Host
+	host := normalizeHostHeader(pr.In.Host)
+	pr.Out.Host = host
 	clientIP := hostOnly(pr.In.RemoteAddr)
 	pr.Out.Header.Set("X-Forwarded-For", clientIP)
 	pr.Out.Header.Set("X-Real-IP", clientIP)
 	pr.Out.Header.Set("X-Forwarded-Proto", "https")
-	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	pr.Out.Header.Set("X-Forwarded-Host", host)
 }
 
 // statusWriter records the status code; Unwrap keeps Flush, Hijack and
@@ -225,91 +495,6 @@ func (w *statusWriter) Flush() {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// backendTransport picks the transport per request: re-encrypted TLS for
-// BackendTLS routes, h2c for HTTP/2 requests (so gRPC keeps its framing
-// and trailers), HTTP/1.1 otherwise (including websocket upgrades).
-type backendTransport struct {
-	certs *certCache
-	h1    *http.Transport
-	h2c   *http.Transport
-
-	mu  sync.Mutex
-	tls map[string]*http.Transport
-}
-
-// h2cOnly makes a Transport speak HTTP/2 with prior knowledge over
-// plain TCP (h2c).
-var h2cOnly = func() *http.Protocols {
-	p := new(http.Protocols)
-	p.SetUnencryptedHTTP2(true)
-	return p
-}()
-
-func newBackendTransport(certs *certCache) *backendTransport {
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return &backendTransport{
-		certs: certs,
-		h1: &http.Transport{
-			DialContext:         dialer.DialContext,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		},
-		h2c: &http.Transport{
-			DialContext:         dialer.DialContext,
-			Protocols:           h2cOnly,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-		},
-		tls: map[string]*http.Transport{},
-	}
-}
-
-func (b *backendTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	info, _ := r.Context().Value(routeKey{}).(*requestInfo)
-	if info == nil {
-		return nil, errors.New("proxy: request without a route")
-	}
-	switch {
-	case info.route.BackendTLS:
-		t, err := b.tlsTransport(info.route)
-		if err != nil {
-			return nil, err
-		}
-		return t.RoundTrip(r)
-	case info.http2:
-		return b.h2c.RoundTrip(r)
-	default:
-		return b.h1.RoundTrip(r)
-	}
-}
-
-func (b *backendTransport) tlsTransport(rt route.Route) (*http.Transport, error) {
-	key := rt.BackendCA + "\x00" + rt.BackendServerName + "\x00" + rt.Backend
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if t, ok := b.tls[key]; ok {
-		return t, nil
-	}
-	cfg, err := tlsutil.ClientConfig(rt.BackendCA)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: backend tls for %s: %w", rt.Key(), err)
-	}
-	cfg.ServerName = rt.BackendServerName
-	if cfg.ServerName == "" {
-		cfg.ServerName = hostOnly(rt.Backend)
-	}
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		DialContext:         dialer.DialContext,
-		TLSClientConfig:     cfg,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	b.tls[key] = t
-	return t, nil
-}
 
 // certCache holds each route's certificate and reloads it when the cert
 // or key file's modification time changes; a failed reload keeps serving

@@ -68,7 +68,9 @@ func TestL7GRPC(t *testing.T) {
 	gs.RegisterService(echoDesc, nil)
 	go gs.Serve(ln) //nolint:errcheck // stopped below
 	defer gs.Stop()
-	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, l7Route(t, pki, "grpc.test", ln.Addr().String()))
+	rt := l7Route(t, pki, "grpc.test", ln.Addr().String())
+	rt.BackendProtocol = route.H2C
+	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, rt)
 
 	cc, err := grpc.NewClient(env.addrs["https"], grpc.WithTransportCredentials(credentials.NewTLS(pki.ClientConfig())), grpc.WithAuthority("grpc.test"))
 	if err != nil {
@@ -305,5 +307,33 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	if n := env.srv.Status().OpenConnections; n != 0 {
 		t.Fatalf("%d connections still counted", n)
+	}
+}
+
+// TestFirewallRateIPv6Prefix: clients known through PROXY headers from
+// addresses in one IPv6 /64 share one rate-limit bucket; loopback has
+// only ::1, so the addresses come in the header.
+func TestFirewallRateIPv6Prefix(t *testing.T) {
+	pki := tlstest.New(t)
+	rt := l7Route(t, pki, "app.test", echoBackend(t, "app"))
+	rt.Listener = "edge"
+	env := startProxy(t, Options{
+		Listeners: []Listener{{Name: "edge", AcceptProxyProtocol: true, TrustedProxies: []netipPrefix{mustPrefix("127.0.0.0/8")}}},
+		Firewall:  firewall.Config{RatePerSecond: 0.001, Burst: 1},
+	}, rt)
+	from := func(client string) []byte {
+		return proxyproto.AppendV2(nil, mustAddrPort(client), mustAddrPort("[2001:db8::443]:443"))
+	}
+	if code, body := get(t, httpClient(pki, env.addrs["edge"], from("[2001:db8:1:2::1]:40000"), false), "https://app.test/"); code != 200 {
+		t.Fatalf("first client of the /64: %d %q", code, body)
+	}
+	// Another address of the same /64: the same client.
+	expectReset(t, env.addrs["edge"], append(from("[2001:db8:1:2:ffff:1:2:3]:40001"), clientHello(t, "app.test")...))
+	// The next /64 is another client.
+	if code, body := get(t, httpClient(pki, env.addrs["edge"], from("[2001:db8:1:3::1]:40002"), false), "https://app.test/"); code != 200 {
+		t.Fatalf("client of another /64: %d %q", code, body)
+	}
+	if scrape := env.scrape(t); !hasSample(scrape, `mcproxy_firewall_drops_total{reason="rate"} 1`) {
+		t.Fatalf("metrics:\n%s", scrape)
 	}
 }

@@ -11,8 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +85,7 @@ type Server struct {
 	metrics *metrics
 	certs   *certCache
 	backend *backendTransport
+	proxy   *httputil.ReverseProxy
 
 	routing atomic.Pointer[routing]
 	// setRoutes orders SetRoutes calls, which reuse the previous
@@ -105,6 +109,10 @@ type listenerState struct {
 	closed bool
 	conns  map[*trackedConn]struct{}
 	open   atomic.Int64
+	// fronts are the L7 fronts of the current route versions, by host
+	// name; retiring counts the fronts of changed routes still draining.
+	fronts   map[string]*l7Front
+	retiring sync.WaitGroup
 }
 
 // New validates the options and builds a server serving table.
@@ -149,9 +157,13 @@ func New(opts Options, table *route.Table) (*Server, error) {
 	if s.fw, err = firewall.New(opts.Firewall); err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	s.backend = newBackendTransport(s.certs)
+	s.backend = newBackendTransport()
+	s.proxy = s.newReverseProxy()
 	for _, l := range opts.Listeners {
-		s.listeners[l.Name] = &listenerState{Listener: l, m: m.listener(l.Name), addr: l.Addr, conns: map[*trackedConn]struct{}{}}
+		s.listeners[l.Name] = &listenerState{
+			Listener: l, m: m.listener(l.Name), addr: l.Addr,
+			conns: map[*trackedConn]struct{}{}, fronts: map[string]*l7Front{},
+		}
 	}
 	s.SetRoutes(table)
 	return s, nil
@@ -163,7 +175,11 @@ func defaultDuration(d *time.Duration, def time.Duration) {
 	}
 }
 
-// SetRoutes swaps the route table; connections already routed keep theirs.
+// SetRoutes swaps the route table. New connections see only the new
+// table. L7 connections of a route that changed or is gone are drained
+// (l7Front.retire): kept-alive connections are closed, requests in flight
+// finish, and no new request reaches the old backend. L4 relays are
+// byte streams without requests and run until they end.
 func (s *Server) SetRoutes(t *route.Table) {
 	if t == nil {
 		t, _ = route.NewTable(nil)
@@ -171,6 +187,17 @@ func (s *Server) SetRoutes(t *route.Table) {
 	s.setRoutes.Lock()
 	defer s.setRoutes.Unlock()
 	s.routing.Store(s.metrics.newRouting(t, s.routing.Load()))
+	for _, ls := range s.listeners {
+		ls.mu.Lock()
+		for host, f := range ls.fronts {
+			if cur, ok := t.Lookup(ls.Name, host); !ok || cur != f.route {
+				delete(ls.fronts, host)
+				f.retire()
+			}
+		}
+		ls.mu.Unlock()
+	}
+	s.backend.prune(t)
 }
 
 // SetRules swaps the firewall rules; the GeoIP database stays open.
@@ -227,10 +254,8 @@ func (s *Server) ServeListener(ctx context.Context, name string, ln net.Listener
 	ls.addr = ln.Addr().String()
 	ls.mu.Unlock()
 
-	front := s.newL7Front(ls)
-	go front.serve()
 	errc := make(chan error, 1)
-	go func() { errc <- s.acceptLoop(ctx, ls, ln, front) }()
+	go func() { errc <- s.acceptLoop(ctx, ls, ln) }()
 	s.log.Info("proxy listener serving", "listener", name, "addr", ln.Addr().String())
 	var err error
 	select {
@@ -240,7 +265,7 @@ func (s *Server) ServeListener(ctx context.Context, name string, ln net.Listener
 	case err = <-errc:
 		_ = ln.Close()
 	}
-	s.drain(ls, front)
+	s.drain(ls)
 	return err
 }
 
@@ -278,7 +303,7 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) acceptLoop(ctx context.Context, ls *listenerState, ln net.Listener, front *l7Front) error {
+func (s *Server) acceptLoop(ctx context.Context, ls *listenerState, ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -301,39 +326,61 @@ func (s *Server) acceptLoop(ctx context.Context, ls *listenerState, ln net.Liste
 			reset(c)
 			continue
 		}
-		go s.handle(ctx, ls, tc, front)
+		go s.handle(ctx, ls, tc)
 	}
 }
 
-// drain shuts the listener's L7 server down (GOAWAY to HTTP/2 clients,
+// drain shuts the listener's L7 fronts down (GOAWAY to HTTP/2 clients,
 // idle connections closed), waits for its remaining tracked connections
 // (L4 relays, hijacked websockets, in-flight requests) and closes
 // whatever is left when ShutdownTimeout passes.
-func (s *Server) drain(ls *listenerState, front *l7Front) {
+func (s *Server) drain(ls *listenerState) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
 	ls.mu.Lock()
 	ls.closed = true
+	fronts := slices.Collect(maps.Values(ls.fronts))
+	clear(ls.fronts)
 	ls.mu.Unlock()
-	if err := front.srv.Shutdown(ctx); err != nil {
-		front.srv.Close() //nolint:errcheck,gosec // forced close after the drain
+	var wg sync.WaitGroup
+	for _, f := range fronts {
+		wg.Go(func() { f.shutdown(ctx) })
+	}
+	wg.Wait()
+	if n := s.waitConns(ctx, ls, func(*trackedConn) bool { return true }); n > 0 {
+		s.log.Warn("drain timed out; closed connections", "listener", ls.Name, "open", n)
+	}
+	ls.retiring.Wait()
+}
+
+// waitConns waits until no connection of ls matching match is open, or
+// until ctx ends; then it closes those left and returns how many.
+func (s *Server) waitConns(ctx context.Context, ls *listenerState, match func(*trackedConn) bool) int {
+	matching := func() []*trackedConn {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		var out []*trackedConn
+		for c := range ls.conns {
+			if match(c) {
+				out = append(out, c)
+			}
+		}
+		return out
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for ls.open.Load() > 0 {
+	for {
+		left := matching()
+		if len(left) == 0 {
+			return 0
+		}
 		select {
 		case <-ctx.Done():
-			ls.mu.Lock()
-			left := make([]*trackedConn, 0, len(ls.conns))
-			for c := range ls.conns {
-				left = append(left, c)
-			}
-			ls.mu.Unlock()
-			s.log.Warn("drain timed out; closing connections", "listener", ls.Name, "open", len(left))
+			left = matching()
 			for _, c := range left {
 				c.Close() //nolint:errcheck,gosec // forced close
 			}
-			return
+			return len(left)
 		case <-tick.C:
 		}
 	}

@@ -22,23 +22,29 @@ func l7Route(t *testing.T, pki *tlstest.PKI, host, backend string) route.Route {
 	return route.Route{Listener: "https", Hostname: host, Mode: route.L7, Backend: backend, TLSCert: pair.CertFile, TLSKey: pair.KeyFile}
 }
 
+// TestL7Curl: the protocol spoken to the backend is the route's, whatever
+// the client speaks.
 func TestL7Curl(t *testing.T) {
 	pki := tlstest.New(t)
 	backend := echoBackend(t, "app")
-	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, l7Route(t, pki, "app.test", backend))
+	h2c := l7Route(t, pki, "h2c.test", backend)
+	h2c.BackendProtocol = route.H2C
+	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, l7Route(t, pki, "app.test", backend), h2c)
 	addr := env.addrs["https"]
 
 	cases := []struct {
-		name string
-		args []string
-		want string
+		name, host string
+		args       []string
+		want       string
 	}{
-		{"http1.1", []string{"--http1.1"}, "app proto=HTTP/1.1 host=APP.test:"},
-		{"http2", []string{"--http2"}, "app proto=HTTP/2.0 host=APP.test:"},
+		{"http1.1 to http1", "APP.test", []string{"--http1.1"}, "app proto=HTTP/1.1 host=APP.test:"},
+		{"http2 to http1", "APP.test", []string{"--http2"}, "app proto=HTTP/1.1 host=APP.test:"},
+		{"http1.1 to h2c", "h2c.test", []string{"--http1.1"}, "app proto=HTTP/2.0 host=h2c.test:"},
+		{"http2 to h2c", "h2c.test", []string{"--http2"}, "app proto=HTTP/2.0 host=h2c.test:"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := curl(t, pki, "APP.test", addr, tc.args...)
+			out, err := curl(t, pki, tc.host, addr, tc.args...)
 			if err != nil {
 				t.Fatalf("curl: %v: %s", err, out)
 			}
@@ -57,14 +63,14 @@ func TestL7Curl(t *testing.T) {
 	for _, want := range []string{
 		`mcproxy_route_requests_total{listener="https",host="app.test",mode="l7",outcome="200"} 2`,
 		`mcproxy_route_duration_seconds_count{listener="https",host="app.test",mode="l7"} 2`,
-		`mcproxy_connections_total{listener="https"} 2`,
+		`mcproxy_connections_total{listener="https"} 4`,
 	} {
 		if !hasSample(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}
 	}
 	st := env.srv.Status()
-	if len(st.Listeners) != 1 || st.Listeners[0].Routes != 1 || st.Listeners[0].Addr != addr {
+	if len(st.Listeners) != 1 || st.Listeners[0].Routes != 2 || st.Listeners[0].Addr != addr {
 		t.Errorf("status %+v", st)
 	}
 }
@@ -97,9 +103,23 @@ func TestL7BackendTLS(t *testing.T) {
 	rt := l7Route(t, pki, "app.test", bs.Listener.Addr().String())
 	rt.BackendTLS, rt.BackendCA, rt.BackendServerName = true, pki.CAFile, "backend.internal"
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, rt)
-	code, body := get(t, httpClient(pki, env.addrs["https"], nil, true), "https://app.test/")
-	if code != 200 || body != "tls backend HTTP/2.0 127.0.0.1" {
-		t.Fatalf("%d %q", code, body)
+	// http1 (the default) offers only http/1.1 to a backend that also
+	// speaks h2; auto lets ALPN pick h2. Neither depends on the client.
+	for _, tc := range []struct {
+		protocol, want string
+		clientH2       bool
+	}{
+		{route.HTTP1, "tls backend HTTP/1.1 127.0.0.1", true},
+		{route.Auto, "tls backend HTTP/2.0 127.0.0.1", false},
+		{route.Auto, "tls backend HTTP/2.0 127.0.0.1", true},
+	} {
+		rt.BackendProtocol = tc.protocol
+		table, _ := route.NewTable([]route.Route{rt})
+		env.srv.SetRoutes(table)
+		code, body := get(t, httpClient(pki, env.addrs["https"], nil, tc.clientH2), "https://app.test/")
+		if code != 200 || body != tc.want {
+			t.Fatalf("%s (client h2 %v): %d %q, want %q", tc.protocol, tc.clientH2, code, body, tc.want)
+		}
 	}
 
 	// A backend certificate from another CA is refused: 502.

@@ -32,10 +32,10 @@ func Status(w io.Writer, st client.Status) {
 
 // Routes writes one row per route.
 func Routes(w io.Writer, routes []client.Route) {
-	fmt.Fprintln(w, "LISTENER\tHOSTNAME\tMODE\tBACKEND\tBACKEND TLS\tPROXY PROTOCOL\tCERT")
+	fmt.Fprintln(w, "LISTENER\tHOSTNAME\tMODE\tBACKEND\tBACKEND PROTOCOL\tBACKEND TLS\tPROXY PROTOCOL\tCERT")
 	for _, r := range routes {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Listener, r.Hostname, r.Mode, r.Backend,
-			yes(r.BackendTLS), yes(r.SendProxyProtocol), dash(r.TLSCert))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Listener, r.Hostname, r.Mode, r.Backend,
+			dash(r.BackendProtocol), yes(r.BackendTLS), yes(r.SendProxyProtocol), dash(r.TLSCert))
 	}
 }
 
@@ -53,7 +53,11 @@ func RouteAdded(w io.Writer, r client.Route, created bool) {
 	if created {
 		verb = "added"
 	}
-	fmt.Fprintf(w, "%s route %s/%s -> %s (%s)\n", verb, r.Listener, r.Hostname, r.Backend, r.Mode)
+	mode := r.Mode
+	if r.BackendProtocol != "" {
+		mode += ", " + r.BackendProtocol
+	}
+	fmt.Fprintf(w, "%s route %s/%s -> %s (%s)\n", verb, r.Listener, r.Hostname, r.Backend, mode)
 }
 
 // RuleAdded is the line for a rule stored by AddFirewallRule.

@@ -17,6 +17,22 @@ const (
 	L7 = "l7"
 )
 
+// Backend protocols of an L7 route: what mc-proxy speaks to the backend,
+// whatever the client spoke to mc-proxy.
+const (
+	// HTTP1 is HTTP/1.1, over plain TCP or, with BackendTLS, over TLS
+	// offering only http/1.1 in ALPN. The default: every HTTP server
+	// speaks it.
+	HTTP1 = "http1"
+	// H2C is HTTP/2 with prior knowledge over plain TCP (gRPC backends
+	// without TLS). It cannot be combined with BackendTLS.
+	H2C = "h2c"
+	// Auto offers h2 and http/1.1 in ALPN to a BackendTLS backend and
+	// speaks what it picks; without BackendTLS there is no negotiation
+	// and it is HTTP1.
+	Auto = "auto"
+)
+
 // Route sends connections for one SNI host name on one listener to a
 // backend.
 type Route struct {
@@ -41,15 +57,32 @@ type Route struct {
 	BackendServerName string `json:"backend_server_name,omitempty"`
 	// SendProxyProtocol sends a PROXY v2 header to the backend first.
 	SendProxyProtocol bool `json:"send_proxy_protocol,omitempty"`
+	// BackendProtocol is HTTP1, H2C or Auto on L7 routes (Normalize makes
+	// an empty one HTTP1) and empty on L4 routes.
+	BackendProtocol string `json:"backend_protocol,omitempty"`
 }
 
 // Key identifies a route.
 func (r Route) Key() string { return r.Listener + "/" + r.Hostname }
 
-// Normalize lower-cases the host name and strips a trailing dot.
+// Normalize lower-cases the host name and strips a trailing dot,
+// lower-cases the mode and the backend protocol, and gives an L7 route
+// without a backend protocol HTTP1.
 func (r *Route) Normalize() {
-	r.Hostname = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(r.Hostname)), ".")
-	r.Mode = strings.ToLower(r.Mode)
+	r.Hostname = NormalizeHost(strings.TrimSpace(r.Hostname))
+	r.Mode = strings.ToLower(strings.TrimSpace(r.Mode))
+	r.BackendProtocol = strings.ToLower(strings.TrimSpace(r.BackendProtocol))
+	if r.Mode == L7 && r.BackendProtocol == "" {
+		r.BackendProtocol = HTTP1
+	}
+}
+
+// NormalizeHost is how a host name is matched, as nginx matches
+// server_name: lower case, one trailing dot (the DNS root, "name.")
+// removed. SNI names, Host headers and route host names all go through
+// it.
+func NormalizeHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
 
 // Validate checks a normalized route.
@@ -57,7 +90,8 @@ func (r Route) Validate() error {
 	if r.Listener == "" {
 		return fmt.Errorf("route: listener is required")
 	}
-	if r.Hostname == "" || strings.ContainsAny(r.Hostname, " /:*") {
+	if r.Hostname == "" || strings.ContainsAny(r.Hostname, " /:*") || strings.HasPrefix(r.Hostname, ".") ||
+		strings.HasSuffix(r.Hostname, ".") || strings.Contains(r.Hostname, "..") {
 		return fmt.Errorf("route %s: hostname %q is not a host name", r.Listener, r.Hostname)
 	}
 	if r.Mode != L4 && r.Mode != L7 {
@@ -71,10 +105,27 @@ func (r Route) Validate() error {
 	if r.Mode == L7 && (r.TLSCert == "" || r.TLSKey == "") {
 		return fmt.Errorf("route %s: an l7 route needs tls_cert and tls_key", r.Key())
 	}
-	if r.Mode == L4 && (r.TLSCert != "" || r.BackendTLS) {
-		return fmt.Errorf("route %s: tls_cert and backend_tls apply to l7 routes only", r.Key())
+	if r.Mode == L4 && (r.TLSCert != "" || r.BackendTLS || r.BackendProtocol != "") {
+		return fmt.Errorf("route %s: tls_cert, backend_tls and backend_protocol apply to l7 routes only", r.Key())
+	}
+	if r.Mode == L7 {
+		switch r.BackendProtocol {
+		case HTTP1, Auto:
+		case H2C:
+			if r.BackendTLS {
+				return fmt.Errorf("route %s: backend_protocol %q is HTTP/2 without TLS and cannot be combined with backend_tls; use %q (ALPN h2, http/1.1) or %q", r.Key(), H2C, Auto, HTTP1)
+			}
+		default:
+			return fmt.Errorf("route %s: backend_protocol must be %q, %q or %q, got %q", r.Key(), HTTP1, H2C, Auto, r.BackendProtocol)
+		}
 	}
 	return nil
+}
+
+// SpeaksHTTP2 reports whether the route can carry HTTP/2-only traffic
+// (gRPC) to its backend: h2c, or auto over TLS (if the backend picks h2).
+func (r Route) SpeaksHTTP2() bool {
+	return r.BackendProtocol == H2C || (r.BackendProtocol == Auto && r.BackendTLS)
 }
 
 // Table is an immutable set of routes.
@@ -104,7 +155,7 @@ func (t *Table) Lookup(listener, sni string) (Route, bool) {
 	if t == nil {
 		return Route{}, false
 	}
-	r, ok := t.byKey[listener+"/"+strings.TrimSuffix(strings.ToLower(sni), ".")]
+	r, ok := t.byKey[listener+"/"+NormalizeHost(sni)]
 	return r, ok
 }
 

@@ -19,6 +19,13 @@ func TestTableLookupAndValidation(t *testing.T) {
 	if _, ok := tab.Lookup("https", "evil.svc.mcp.test"); ok {
 		t.Fatal("unknown SNI matched")
 	}
+	// A fully qualified SNI name (trailing dot) is the same name.
+	if r, ok := tab.Lookup("https", "RAW.svc.mcp.test."); !ok || r.Mode != L4 {
+		t.Fatalf("lookup with a trailing dot: %+v %v", r, ok)
+	}
+	if _, ok := tab.Lookup("https", "raw.svc.mcp.test.."); ok {
+		t.Fatal("two trailing dots matched")
+	}
 	if tab.Len() != 2 || tab.Routes()[0].Hostname != "mcias.svc.mcp.test" {
 		t.Fatalf("routes: %+v", tab.Routes())
 	}
@@ -30,6 +37,11 @@ func TestTableLookupAndValidation(t *testing.T) {
 		"l7 no cert":    {{Listener: "a", Hostname: "x", Mode: L7, Backend: "h:1"}},
 		"l4 with cert":  {{Listener: "a", Hostname: "x", Mode: L4, Backend: "h:1", TLSCert: "c"}},
 		"wildcard host": {{Listener: "a", Hostname: "*.x", Mode: L4, Backend: "h:1"}},
+		"empty label":   {{Listener: "a", Hostname: "x..y", Mode: L4, Backend: "h:1"}},
+		"two dots":      {{Listener: "a", Hostname: "x..", Mode: L4, Backend: "h:1"}},
+		"l4 protocol":   {{Listener: "a", Hostname: "x", Mode: L4, Backend: "h:1", BackendProtocol: HTTP1}},
+		"bad protocol":  {{Listener: "a", Hostname: "x", Mode: L7, Backend: "h:1", TLSCert: "c", TLSKey: "k", BackendProtocol: "h3"}},
+		"h2c over tls":  {{Listener: "a", Hostname: "x", Mode: L7, Backend: "h:1", TLSCert: "c", TLSKey: "k", BackendProtocol: H2C, BackendTLS: true}},
 	} {
 		if _, err := NewTable(bad); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -51,6 +63,51 @@ func TestRuleValidate(t *testing.T) {
 	for _, r := range []Rule{{Kind: "ip", Value: "10.0.0"}, {Kind: "cidr", Value: "10.0.0.0"}, {Kind: "country", Value: "NZL"}, {Kind: "asn", Value: "1"}} {
 		if err := r.Validate(); err == nil {
 			t.Errorf("%+v accepted", r)
+		}
+	}
+}
+
+func TestBackendProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		in   Route
+		want string
+	}{
+		{Route{Mode: "L7", BackendProtocol: ""}, HTTP1},
+		{Route{Mode: L7, BackendProtocol: " H2C "}, H2C},
+		{Route{Mode: L7, BackendProtocol: "Auto", BackendTLS: true}, Auto},
+		{Route{Mode: L7, BackendProtocol: "auto"}, Auto},
+		{Route{Mode: L4}, ""},
+	} {
+		r := tc.in
+		r.Listener, r.Hostname, r.Backend = "https", "x.test", "h:1"
+		if r.Mode != L4 {
+			r.TLSCert, r.TLSKey = "c", "k"
+		}
+		r.Normalize()
+		if err := r.Validate(); err != nil || r.BackendProtocol != tc.want {
+			t.Errorf("%+v: protocol %q, %v; want %q", tc.in, r.BackendProtocol, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		r    Route
+		want bool
+	}{
+		{Route{BackendProtocol: HTTP1}, false},
+		{Route{BackendProtocol: HTTP1, BackendTLS: true}, false},
+		{Route{BackendProtocol: H2C}, true},
+		{Route{BackendProtocol: Auto}, false},
+		{Route{BackendProtocol: Auto, BackendTLS: true}, true},
+	} {
+		if got := tc.r.SpeaksHTTP2(); got != tc.want {
+			t.Errorf("%+v: SpeaksHTTP2 = %v", tc.r, got)
+		}
+	}
+}
+
+func TestNormalizeHost(t *testing.T) {
+	for in, want := range map[string]string{"App.Test.": "app.test", "app.test": "app.test", "app.test..": "app.test.", ".": ""} {
+		if got := NormalizeHost(in); got != want {
+			t.Errorf("NormalizeHost(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -70,6 +70,9 @@ type RouteConfig struct {
 	BackendCA         string `toml:"backend_ca"`
 	BackendServerName string `toml:"backend_server_name"`
 	SendProxyProtocol bool   `toml:"send_proxy_protocol"`
+	// BackendProtocol is what an l7 route speaks to its backend: "http1"
+	// (the default), "h2c" or "auto" (see route.HTTP1, H2C, Auto).
+	BackendProtocol string `toml:"backend_protocol"`
 }
 
 // Route converts the table, normalized.
@@ -78,6 +81,7 @@ func (r RouteConfig) Route() route.Route {
 		Listener: r.Listener, Hostname: r.Hostname, Mode: r.Mode, Backend: r.Backend,
 		TLSCert: r.TLSCert, TLSKey: r.TLSKey, BackendTLS: r.BackendTLS, BackendCA: r.BackendCA,
 		BackendServerName: r.BackendServerName, SendProxyProtocol: r.SendProxyProtocol,
+		BackendProtocol: r.BackendProtocol,
 	}
 	out.Normalize()
 	return out
@@ -92,10 +96,15 @@ type FirewallConfig struct {
 	BlockedCountries []string `toml:"blocked_countries"`
 	// GeoIPDB is a MaxMind country mmdb, needed for country rules.
 	GeoIPDB string `toml:"geoip_db"`
-	// RatePerSecond limits new connections per client IP (0: no limit);
+	// RatePerSecond limits new connections per client (0: no limit);
 	// Burst is the bucket size.
 	RatePerSecond float64 `toml:"rate_per_second"`
 	Burst         int     `toml:"burst"`
+	// RateIPv4Prefix and RateIPv6Prefix are the prefix lengths a client
+	// address is counted under by the rate limit (0: 32 and 64): one
+	// IPv6 subscriber usually holds a whole /64 and can rotate through it.
+	RateIPv4Prefix int `toml:"rate_ipv4_prefix"`
+	RateIPv6Prefix int `toml:"rate_ipv6_prefix"`
 }
 
 // Rules converts the blocked_* lists to rules.
@@ -194,6 +203,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Firewall.RatePerSecond < 0 || c.Firewall.Burst < 0 {
 		return errors.New("firewall.rate_per_second and firewall.burst must not be negative")
+	}
+	if p := c.Firewall.RateIPv4Prefix; p < 0 || p > 32 {
+		return fmt.Errorf("firewall.rate_ipv4_prefix: expected a prefix length from 1 to 32 (0 or absent: 32), got %d", p)
+	}
+	if p := c.Firewall.RateIPv6Prefix; p < 0 || p > 128 {
+		return fmt.Errorf("firewall.rate_ipv6_prefix: expected a prefix length from 1 to 128 (0 or absent: 64), got %d", p)
 	}
 	defaults := []struct {
 		d   *config.Duration

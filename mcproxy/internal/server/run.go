@@ -124,6 +124,7 @@ func newProxy(cfg *Config, table *route.Table, rules []route.Rule, rt *service.R
 		Firewall: firewall.Config{
 			Rules: rules, GeoIPPath: cfg.Firewall.GeoIPDB,
 			RatePerSecond: cfg.Firewall.RatePerSecond, Burst: cfg.Firewall.Burst,
+			RateIPv4Prefix: cfg.Firewall.RateIPv4Prefix, RateIPv6Prefix: cfg.Firewall.RateIPv6Prefix,
 		},
 		Metrics: rt.Metrics.Registerer(),
 		Logger:  rt.Logger,

@@ -11,13 +11,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/apierr"
 	"git.metacircular.net/metacircular/mcdsl/service"
 	"git.metacircular.net/metacircular/mcdsl/syncbuf"
+	"git.metacircular.net/metacircular/mcdsl/testtool"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
 	"git.metacircular.net/metacircular/mcproxy/client"
 	"git.metacircular.net/metacircular/mcproxy/internal/server"
@@ -49,6 +52,10 @@ addr = "127.0.0.1:0"
 		"bad cidr":            {base + "[firewall]\nblocked_cidrs = [\"10.0.0.0/33\"]\n", "firewall.blocked_cidrs[0]"},
 		"country needs geoip": {base + "[firewall]\nblocked_countries = [\"XX\"]\n", "needs firewall.geoip_db"},
 		"proxy protocol":      {base + "proxy_protocol = true\n", "needs trusted_proxies"},
+		"ipv6 prefix":         {base + "[firewall]\nrate_ipv6_prefix = 129\n", "firewall.rate_ipv6_prefix"},
+		"ipv4 prefix":         {base + "[firewall]\nrate_ipv4_prefix = 33\n", "firewall.rate_ipv4_prefix"},
+		"backend protocol":    {base + "[[routes]]\nlistener = \"https\"\nhostname = \"a.example\"\nmode = \"l7\"\nbackend = \"127.0.0.1:1\"\ntls_cert = \"c\"\ntls_key = \"k\"\nbackend_protocol = \"h3\"\n", `backend_protocol must be "http1", "h2c" or "auto", got "h3"`},
+		"h2c with tls":        {base + "[[routes]]\nlistener = \"https\"\nhostname = \"a.example\"\nmode = \"l7\"\nbackend = \"127.0.0.1:1\"\ntls_cert = \"c\"\ntls_key = \"k\"\nbackend_tls = true\nbackend_protocol = \"h2c\"\n", "cannot be combined with backend_tls"},
 		"no listeners":        {"[server]\nadmin_socket = \"/tmp/x.sock\"\n[database]\npath = \"/tmp/x.db\"\n", "[[listeners]]"},
 		"no admin socket":     {"[server]\n[database]\npath = \"/tmp/x.db\"\n[[listeners]]\nname = \"h\"\naddr = \":1\"\n", "server.admin_socket"},
 	} {
@@ -389,5 +396,89 @@ backend = "127.0.0.1:9"
 	if err := server.Init(ctx, cfg, &out); err != nil || !strings.Contains(out.String(), "nothing changed") ||
 		!strings.Contains(out.String(), "route https/seed.example: differs: backend toml=127.0.0.1:10 db=127.0.0.1:9") {
 		t.Fatalf("second init: %v\n%s", err, out.String())
+	}
+}
+
+// TestBackendProtocol: an l7 route's backend_protocol comes from the TOML
+// seed, is listed and changed over the admin API, decides what the
+// backend is spoken to in whatever the client speaks, and survives a
+// restart; an unknown value is refused.
+func TestBackendProtocol(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pki := tlstest.New(t)
+	pair := pki.Issue(t, "app.example", "app.example")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	hs := &http.Server{Protocols: protos, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	})}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	cfgPath := writeConfig(t, dir, fmt.Sprintf(`[server]
+admin_socket = %q
+metrics_addr = "127.0.0.1:0"
+shutdown_timeout = "2s"
+[database]
+path = %q
+[[listeners]]
+name = "https"
+addr = "127.0.0.1:0"
+[[routes]]
+listener = "https"
+hostname = "app.example"
+mode = "l7"
+backend = %q
+tls_cert = %q
+tls_key = %q
+backend_protocol = "h2c"
+`, filepath.Join(dir, "mc-proxy.sock"), filepath.Join(dir, "mc-proxy.db"), ln.Addr().String(), pair.CertFile, pair.KeyFile))
+
+	curl := func(r *running) string {
+		t.Helper()
+		bin := testtool.Require(t, "curl")
+		_, port, _ := net.SplitHostPort(r.proxy)
+		out, err := exec.Command(bin, "-sS", "--fail", "--max-time", "10", "--http2", "--resolve", "app.example:"+port+":127.0.0.1",
+			"--cacert", pki.CAFile, "https://app.example:"+port+"/").CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	a := startServer(t, cfgPath)
+	if got := curl(a); got != "HTTP/2.0" {
+		t.Fatalf("seeded h2c route: backend saw %q", got)
+	}
+	routes, err := a.client.ListRoutes(ctx, "https")
+	if err != nil || len(routes) != 1 || routes[0].BackendProtocol != client.BackendH2C {
+		t.Fatalf("ListRoutes = %+v, %v", routes, err)
+	}
+	r := routes[0]
+	r.BackendProtocol = "h3"
+	if _, _, err := a.client.AddRoute(ctx, r); client.KindOf(err) != apierr.Invalid {
+		t.Fatalf("backend_protocol h3: %v; want invalid", err)
+	}
+	r.BackendProtocol = ""
+	stored, created, err := a.client.AddRoute(ctx, r)
+	if err != nil || created || stored.BackendProtocol != client.BackendHTTP1 {
+		t.Fatalf("AddRoute without a protocol = %+v, %v, %v; want it stored as http1", stored, created, err)
+	}
+	if got := curl(a); got != "HTTP/1.1" {
+		t.Fatalf("http1 route, HTTP/2 client: backend saw %q", got)
+	}
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, cfgPath)
+	if got := curl(b); got != "HTTP/1.1" {
+		t.Fatalf("after a restart: backend saw %q", got)
+	}
+	if !strings.Contains(b.logs.String(), "backend_protocol toml=h2c db=http1") {
+		t.Fatalf("the changed protocol is not reported as a divergence:\n%s", b.logs)
 	}
 }

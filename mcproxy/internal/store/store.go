@@ -59,6 +59,21 @@ var migrations = []db.Migration{
 		}
 		return nil
 	}},
+	{Version: 2, Name: "routes.backend_protocol", Up: func(ctx context.Context, tx *sql.Tx) error {
+		// Routes stored before the protocol was a route property get
+		// HTTP/1.1, which every backend speaks; a route that needs h2c
+		// (a gRPC backend) is changed with mcproxyctl.
+		for _, s := range []string{
+			`ALTER TABLE routes ADD COLUMN backend_protocol TEXT NOT NULL DEFAULT ''
+				CHECK (backend_protocol IN ('', 'http1', 'h2c', 'auto'))`,
+			`UPDATE routes SET backend_protocol = 'http1' WHERE mode = 'l7'`,
+		} {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 }
 
 // Store is the open mc-proxy database.
@@ -110,7 +125,7 @@ type querier interface {
 
 func routes(ctx context.Context, q querier) ([]route.Route, error) {
 	rows, err := q.QueryContext(ctx, `SELECT listener, hostname, mode, backend, tls_cert, tls_key,
-		backend_tls, backend_ca, backend_server_name, send_proxy_protocol
+		backend_tls, backend_ca, backend_server_name, send_proxy_protocol, backend_protocol
 		FROM routes ORDER BY listener, hostname`)
 	if err != nil {
 		return nil, fmt.Errorf("list routes: %w", err)
@@ -120,7 +135,7 @@ func routes(ctx context.Context, q querier) ([]route.Route, error) {
 	for rows.Next() {
 		var r route.Route
 		if err := rows.Scan(&r.Listener, &r.Hostname, &r.Mode, &r.Backend, &r.TLSCert, &r.TLSKey,
-			&r.BackendTLS, &r.BackendCA, &r.BackendServerName, &r.SendProxyProtocol); err != nil {
+			&r.BackendTLS, &r.BackendCA, &r.BackendServerName, &r.SendProxyProtocol, &r.BackendProtocol); err != nil {
 			return nil, fmt.Errorf("list routes: %w", err)
 		}
 		out = append(out, r)
@@ -180,14 +195,15 @@ func putRoute(ctx context.Context, tx *sql.Tx, r route.Route) (created bool, err
 	}
 	t := now()
 	_, err = tx.ExecContext(ctx, `INSERT INTO routes (listener, hostname, mode, backend, tls_cert, tls_key,
-		backend_tls, backend_ca, backend_server_name, send_proxy_protocol, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		backend_tls, backend_ca, backend_server_name, send_proxy_protocol, backend_protocol, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (listener, hostname) DO UPDATE SET mode = excluded.mode, backend = excluded.backend,
 		tls_cert = excluded.tls_cert, tls_key = excluded.tls_key, backend_tls = excluded.backend_tls,
 		backend_ca = excluded.backend_ca, backend_server_name = excluded.backend_server_name,
-		send_proxy_protocol = excluded.send_proxy_protocol, updated_at = excluded.updated_at`,
+		send_proxy_protocol = excluded.send_proxy_protocol, backend_protocol = excluded.backend_protocol,
+		updated_at = excluded.updated_at`,
 		r.Listener, r.Hostname, r.Mode, r.Backend, r.TLSCert, r.TLSKey, b2i(r.BackendTLS), r.BackendCA,
-		r.BackendServerName, b2i(r.SendProxyProtocol), t, t)
+		r.BackendServerName, b2i(r.SendProxyProtocol), r.BackendProtocol, t, t)
 	return n == 0, err
 }
 
@@ -416,5 +432,6 @@ func fieldDiff(t, d route.Route) string {
 	add("backend_ca", t.BackendCA, d.BackendCA)
 	add("backend_server_name", t.BackendServerName, d.BackendServerName)
 	add("send_proxy_protocol", t.SendProxyProtocol, d.SendProxyProtocol)
+	add("backend_protocol", t.BackendProtocol, d.BackendProtocol)
 	return strings.Join(parts, ", ")
 }

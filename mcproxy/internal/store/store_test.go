@@ -34,7 +34,7 @@ func TestRoutesRoundTripAllFields(t *testing.T) {
 	full := route.Route{
 		Listener: "https", Hostname: "App.Example.NET.", Mode: "L7", Backend: "10.0.0.1:8443",
 		TLSCert: "/c.pem", TLSKey: "/k.pem", BackendTLS: true, BackendCA: "/ca.pem",
-		BackendServerName: "app.internal", SendProxyProtocol: true,
+		BackendServerName: "app.internal", SendProxyProtocol: true, BackendProtocol: "AUTO",
 	}
 	created, err := s.PutRoute(ctx, full, nil)
 	if err != nil || !created {
@@ -46,7 +46,7 @@ func TestRoutesRoundTripAllFields(t *testing.T) {
 	}
 	want := full
 	want.Normalize()
-	if len(got) != 1 || got[0] != want {
+	if want.BackendProtocol != route.Auto || len(got) != 1 || got[0] != want {
 		t.Fatalf("Routes = %+v, want [%+v]", got, want)
 	}
 }

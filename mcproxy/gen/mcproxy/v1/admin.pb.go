@@ -56,8 +56,15 @@ type Route struct {
 	BackendServerName string `protobuf:"bytes,9,opt,name=backend_server_name,json=backendServerName,proto3" json:"backend_server_name,omitempty"`
 	// send_proxy_protocol sends a PROXY v2 header to the backend first.
 	SendProxyProtocol bool `protobuf:"varint,10,opt,name=send_proxy_protocol,json=sendProxyProtocol,proto3" json:"send_proxy_protocol,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// backend_protocol is what an l7 route speaks to its backend, whatever
+	// the client speaks: "http1" (HTTP/1.1; the default when empty),
+	// "h2c" (HTTP/2 with prior knowledge over plain TCP, e.g. a gRPC
+	// backend; not with backend_tls) or "auto" (with backend_tls: ALPN
+	// h2 and http/1.1, the backend picks; without: HTTP/1.1). Empty on l4
+	// routes; other values are InvalidArgument.
+	BackendProtocol string `protobuf:"bytes,11,opt,name=backend_protocol,json=backendProtocol,proto3" json:"backend_protocol,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Route) Reset() {
@@ -158,6 +165,13 @@ func (x *Route) GetSendProxyProtocol() bool {
 		return x.SendProxyProtocol
 	}
 	return false
+}
+
+func (x *Route) GetBackendProtocol() string {
+	if x != nil {
+		return x.BackendProtocol
+	}
+	return ""
 }
 
 // FirewallRule blocks connections before routing.
@@ -955,7 +969,7 @@ var File_mcproxy_v1_admin_proto protoreflect.FileDescriptor
 const file_mcproxy_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"\x16mcproxy/v1/admin.proto\x12\n" +
-	"mcproxy.v1\"\xc1\x02\n" +
+	"mcproxy.v1\"\xec\x02\n" +
 	"\x05Route\x12\x1a\n" +
 	"\blistener\x18\x01 \x01(\tR\blistener\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
@@ -969,7 +983,8 @@ const file_mcproxy_v1_admin_proto_rawDesc = "" +
 	"backend_ca\x18\b \x01(\tR\tbackendCa\x12.\n" +
 	"\x13backend_server_name\x18\t \x01(\tR\x11backendServerName\x12.\n" +
 	"\x13send_proxy_protocol\x18\n" +
-	" \x01(\bR\x11sendProxyProtocol\"P\n" +
+	" \x01(\bR\x11sendProxyProtocol\x12)\n" +
+	"\x10backend_protocol\x18\v \x01(\tR\x0fbackendProtocol\"P\n" +
 	"\fFirewallRule\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
