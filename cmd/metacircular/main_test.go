@@ -181,6 +181,19 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("help", func(t *testing.T) {
+		// --help names the services up starts, and only those.
+		out := mustRun(t, bin, "--help")
+		if !strings.Contains(out, "then mcias, mcns, mc-proxy") || strings.Contains(out, "MCR, MCNS") {
+			t.Errorf("--help:\n%s", out)
+		}
+		for _, c := range []string{"up", "down", "status", "env", "ca", "version"} {
+			if out := mustRun(t, bin, c, "--help"); !strings.Contains(out, "Examples:") {
+				t.Errorf("%s --help has no Examples:\n%s", c, out)
+			}
+		}
+	})
+
 	t.Run("ca", func(t *testing.T) {
 		root := t.TempDir()
 		out := mustRun(t, bin, "ca", "init", "--root", root)

@@ -51,6 +51,9 @@ listen_addr = %q
 grpc_addr = %q
 tls_cert = %q
 tls_key = %q
+# mc-proxy's L7 route sends a PROXY header naming each client, so login
+# throttling keys on the client, not on the proxy.
+proxy_protocol_from = ["127.0.0.1"]
 
 [database]
 path = %q

@@ -88,6 +88,8 @@ tls_key = %q
 backend_tls = true
 backend_ca = %q
 backend_server_name = %q
+# MCIAS sees each client's address (its server.proxy_protocol_from).
+send_proxy_protocol = true
 
 # MCNS sees the real client: it believes PROXY headers from 127.0.0.1
 # (its server.proxy_protocol_from).

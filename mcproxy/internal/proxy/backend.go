@@ -64,6 +64,17 @@ func (b *backendTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if info == nil {
 		return nil, errors.New("proxy: request without a route")
 	}
+	if info.route.SendProxyProtocol {
+		cc, ok := r.Context().Value(clientConnKey{}).(*clientConn)
+		if !ok {
+			return nil, errors.New("proxy: PROXY route without its client connection")
+		}
+		t, err := cc.transport(info.route, isUpgrade(r.Header))
+		if err != nil {
+			return nil, err
+		}
+		return t.RoundTrip(r)
+	}
 	switch rt := info.route; {
 	case rt.BackendTLS:
 		t, err := b.tlsTransport(rt)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"git.metacircular.net/metacircular/mcdsl/httpserver"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 	"git.metacircular.net/metacircular/mcproxy/internal/h1scan"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
@@ -33,6 +34,11 @@ var grpcStatusFields = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Deta
 // a stream that ends without trailers. As headers + trailers the answer is
 // equivalent and flush timing no longer matters.
 func grpcTrailersOnly(res *http.Response) error {
+	if res.Header.Get("Strict-Transport-Security") == "" {
+		// Every answer the proxy sends is over TLS; a backend's own
+		// policy (includeSubDomains, preload) is kept as it is.
+		res.Header.Set("Strict-Transport-Security", httpserver.HSTS)
+	}
 	if res.ProtoMajor != 2 || res.Header.Get("Grpc-Status") == "" || len(res.Trailer) > 0 || !isGRPC(res.Header) {
 		return nil
 	}
@@ -72,6 +78,9 @@ type l7Front struct {
 	// served by the route as it is now (or refused, if it is gone).
 	retired    atomic.Bool
 	retireOnce sync.Once
+	// conns are the client connections' own backend transports, for a
+	// route with send_proxy_protocol (net.Conn -> *clientConn).
+	conns sync.Map
 }
 
 type routeKey struct{}
@@ -133,10 +142,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		s.log.Log(r.Context(), level, "l7: bad request body; answered 400", "listener", info.listener, "host", info.route.Hostname,
 			"client", r.RemoteAddr, "err", bodyErr)
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
-		http.Error(w, "bad request body", http.StatusBadRequest)
+		refuse(w, r, http.StatusBadRequest, "bad request body")
 		return
 	}
 	level := slog.LevelWarn
@@ -146,6 +152,7 @@ func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.log.Log(r.Context(), level, "l7: backend error", "listener", info.listener, "host", info.route.Hostname,
 		"backend", info.route.Backend, "backend_protocol", info.route.BackendProtocol, "client", r.RemoteAddr, "err", err)
+	w.Header().Set("Strict-Transport-Security", httpserver.HSTS)
 	w.WriteHeader(http.StatusBadGateway)
 }
 
@@ -237,10 +244,23 @@ func (s *Server) newFront(ls *listenerState, rt route.Route, rm *routeMetrics) *
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if rt.SendProxyProtocol {
+				cc := newClientConn(c)
+				f.conns.Store(c, cc)
+				ctx = context.WithValue(ctx, clientConnKey{}, cc)
+			}
 			if hc, ok := c.(*h1Conn); ok {
 				return context.WithValue(ctx, h1ConnKey{}, hc)
 			}
 			return ctx
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st != http.StateClosed && st != http.StateHijacked {
+				return
+			}
+			if cc, ok := f.conns.LoadAndDelete(c); ok {
+				cc.(*clientConn).close() //nolint:errcheck,forcetypeassert // only *clientConn is stored
+			}
 		},
 	}
 	return f
@@ -364,6 +384,7 @@ func (f *l7Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse answers a request mc-proxy does not pass on; on HTTP/1.1 the
 // connection is closed afterwards.
 func refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	w.Header().Set("Strict-Transport-Security", httpserver.HSTS)
 	if r.ProtoMajor == 1 {
 		w.Header().Set("Connection", "close")
 	}

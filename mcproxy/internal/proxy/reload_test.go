@@ -229,6 +229,11 @@ func TestRouteRemovalClosesIdleConnection(t *testing.T) {
 	if n, err := br.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("idle connection of a removed route: read %d, %v; want EOF", n, err)
 	}
+	// The server closed it; its bookkeeping follows a moment later.
+	deadline := time.Now().Add(5 * time.Second)
+	for env.srv.Status().OpenConnections != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if n := env.srv.Status().OpenConnections; n != 0 {
 		t.Fatalf("%d connections still open", n)
 	}
