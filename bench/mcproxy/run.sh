@@ -15,8 +15,10 @@
 # (the L4 upstream, which terminates the relayed TLS itself).
 #
 #   mc-proxy  benchproxy proxy: proxy.New/Serve with an "l7" listener (route
-#             localhost, mode l7, backend the plain port: h2c for HTTP/2
-#             clients, HTTP/1.1 otherwise) and an "l4" listener (route
+#             localhost, mode l7, backend the plain port with the route's
+#             backend_protocol, -backend-protocol, default http1 for every
+#             client: mc-proxy never picks it from the client's protocol,
+#             unlike the peers below) and an "l4" listener (route
 #             localhost, mode l4, backend the TLS port)
 #   haproxy   one thread; L7: `mode http`, `bind ... ssl crt ... alpn
 #             h2,http/1.1`, HTTP/2 clients to the backend with `proto h2`
