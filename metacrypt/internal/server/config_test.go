@@ -1,0 +1,60 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestExampleConfigLoads keeps deploy/examples/metacrypt.toml valid.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := LoadConfig("../../deploy/examples/metacrypt.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PKI.ExternalURL != "http://pki.metacircular.net" || cfg.PKI.CRLLifetime.Duration != 72*time.Hour || cfg.Seal.Argon2MemoryKiB != 65536 {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	base := `[server]
+grpc_addr = "127.0.0.1:0"
+tls_cert = "c"
+tls_key = "k"
+[database]
+path = "m.db"
+[mcias]
+server_url = "https://mcias.test"
+`
+	for extra, want := range map[string]string{
+		"[pki]\nexternal_url = \"pki.example.net\"\n":            "pki.external_url",
+		"[pki]\nexternal_url = \"http://pki.test/x\"\n":          "pki.external_url",
+		"[pki]\ncrl_lifetime = \"5m\"\n":                         "pki.crl_lifetime",
+		"[seal]\nargon2_memory_kib = 1024\n":                     "seal.argon2_memory_kib",
+		"[seal]\nargon2_iterations = 0\nargon2_memory_kib = 1\n": "seal.argon2_memory_kib",
+		"[pki]\nexternal_urll = \"http://x\"\n":                  "pki.external_urll",
+	} {
+		p := filepath.Join(t.TempDir(), "metacrypt.toml")
+		if err := os.WriteFile(p, []byte(base+extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadConfig(p)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%q: %v, want an error naming %s and the file", extra, err, want)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "metacrypt.toml")
+	if err := os.WriteFile(p, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Seal.Argon2MemoryKiB != 65536 || cfg.PKI.OCSPLifetime.Duration != time.Hour || cfg.PKI.RefreshInterval.Duration != time.Minute {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}

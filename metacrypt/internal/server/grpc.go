@@ -1,0 +1,128 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"git.metacircular.net/metacircular/mcdsl/auth"
+	"git.metacircular.net/metacircular/mcdsl/gateway"
+	"git.metacircular.net/metacircular/mcdsl/grpcserver"
+	"git.metacircular.net/metacircular/mcdsl/snapshot"
+	mcv1 "git.metacircular.net/metacircular/metacrypt/gen/metacrypt/v1"
+	"git.metacircular.net/metacircular/metacrypt/internal/barrier"
+	"git.metacircular.net/metacircular/metacrypt/internal/engine"
+	"git.metacircular.net/metacircular/metacrypt/internal/engine/ca"
+	"git.metacircular.net/metacircular/metacrypt/internal/mount"
+	"git.metacircular.net/metacircular/metacrypt/internal/policy"
+	"git.metacircular.net/metacircular/metacrypt/internal/store"
+)
+
+func set(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// Method-name groups, for the maps below.
+var (
+	policyMethods = []string{
+		mcv1.PolicyService_ListRules_FullMethodName, mcv1.PolicyService_CreateRule_FullMethodName,
+		mcv1.PolicyService_UpdateRule_FullMethodName, mcv1.PolicyService_DeleteRule_FullMethodName,
+		mcv1.PolicyService_ListLimits_FullMethodName, mcv1.PolicyService_CreateLimit_FullMethodName,
+		mcv1.PolicyService_UpdateLimit_FullMethodName, mcv1.PolicyService_DeleteLimit_FullMethodName,
+		mcv1.PolicyService_Check_FullMethodName,
+	}
+	caMethods = []string{
+		mcv1.CAService_GenerateRoot_FullMethodName, mcv1.CAService_ImportRoot_FullMethodName,
+		mcv1.CAService_CreateIssuer_FullMethodName, mcv1.CAService_ListIssuers_FullMethodName,
+		mcv1.CAService_GetIssuer_FullMethodName, mcv1.CAService_UpdateIssuer_FullMethodName,
+		mcv1.CAService_Issue_FullMethodName, mcv1.CAService_SignCSR_FullMethodName,
+		mcv1.CAService_Renew_FullMethodName, mcv1.CAService_Revoke_FullMethodName,
+		mcv1.CAService_GetCertificate_FullMethodName, mcv1.CAService_ListCertificates_FullMethodName,
+		mcv1.CAService_GetCRL_FullMethodName, mcv1.CAService_RebuildCRL_FullMethodName,
+	}
+)
+
+// methodMaps classifies every Metacrypt RPC. Status and Unseal are
+// public (unseal's credential is the password); the barrier, the mount
+// table and the policy are admin-only; engine RPCs need a token and are
+// authorized by the policy inside the engine, for gRPC, REST, the generic
+// request and the ACME seam alike. Everything that touches the barrier
+// or the policy is seal-required, so it answers Unavailable (503) while
+// sealed before any token is checked.
+func methodMaps() grpcserver.MethodMaps {
+	auth := append([]string{mcv1.SysService_ListMounts_FullMethodName, mcv1.EngineService_Request_FullMethodName}, caMethods...)
+	admin := append([]string{
+		mcv1.SysService_Init_FullMethodName, mcv1.SysService_Seal_FullMethodName,
+		mcv1.SysService_ChangePassword_FullMethodName, mcv1.SysService_Rotate_FullMethodName,
+		mcv1.SysService_CreateMount_FullMethodName, mcv1.SysService_DeleteMount_FullMethodName,
+		snapshot.FullMethod,
+	}, policyMethods...)
+	sealed := append(append([]string{
+		mcv1.SysService_Rotate_FullMethodName, mcv1.SysService_ListMounts_FullMethodName,
+		mcv1.SysService_CreateMount_FullMethodName, mcv1.SysService_DeleteMount_FullMethodName,
+		mcv1.EngineService_Request_FullMethodName,
+	}, policyMethods...), caMethods...)
+	return grpcserver.MethodMaps{
+		Public:        set(mcv1.SysService_Status_FullMethodName, mcv1.SysService_Unseal_FullMethodName),
+		AuthRequired:  set(auth...),
+		AdminRequired: set(admin...),
+		SealRequired:  set(sealed...),
+	}
+}
+
+// app is what the handlers call.
+type app struct {
+	barrier *barrier.Barrier
+	mounts  *mount.Table
+	policy  *policy.Engine
+	ca      *ca.Service
+	version string
+	logger  *slog.Logger
+}
+
+// register puts every service on srv.
+func register(srv *grpcserver.Server, a *app, st *store.Store) {
+	mcv1.RegisterSysServiceServer(srv, sysGRPC{app: a})
+	mcv1.RegisterPolicyServiceServer(srv, policyGRPC{app: a})
+	mcv1.RegisterCAServiceServer(srv, caGRPC{app: a})
+	mcv1.RegisterEngineServiceServer(srv, engineGRPC{app: a})
+	snapshot.Register(srv, snapshot.NewServer(st.DB(), "", ServiceName))
+}
+
+// restStatus are the REST answers other than 200 OK.
+var restStatus = map[string]int{
+	mcv1.SysService_CreateMount_FullMethodName:    http.StatusCreated,
+	mcv1.SysService_DeleteMount_FullMethodName:    http.StatusNoContent,
+	mcv1.PolicyService_CreateRule_FullMethodName:  http.StatusCreated,
+	mcv1.PolicyService_DeleteRule_FullMethodName:  http.StatusNoContent,
+	mcv1.PolicyService_CreateLimit_FullMethodName: http.StatusCreated,
+	mcv1.PolicyService_DeleteLimit_FullMethodName: http.StatusNoContent,
+	mcv1.CAService_GenerateRoot_FullMethodName:    http.StatusCreated,
+	mcv1.CAService_ImportRoot_FullMethodName:      http.StatusCreated,
+	mcv1.CAService_CreateIssuer_FullMethodName:    http.StatusCreated,
+}
+
+// restAPI is the REST face of the services on srv, generated from
+// metacrypt.v1's HTTP rules (proto/metacrypt/v1/http.yaml).
+func restAPI(srv *grpcserver.Server, logger *slog.Logger) (*gateway.Handler, error) {
+	return gateway.New(srv.Local(), gateway.Options{Status: restStatus, Logger: logger},
+		gateway.Service(mcv1.RegisterSysServiceHandlerClient, mcv1.NewSysServiceClient),
+		gateway.Service(mcv1.RegisterPolicyServiceHandlerClient, mcv1.NewPolicyServiceClient),
+		gateway.Service(mcv1.RegisterCAServiceHandlerClient, mcv1.NewCAServiceClient),
+		gateway.Service(mcv1.RegisterEngineServiceHandlerClient, mcv1.NewEngineServiceClient),
+	)
+}
+
+// caller is the authenticated caller the interceptor put in the context
+// (the zero Caller, which the domain refuses, if there is none).
+func caller(ctx context.Context) engine.Caller {
+	id, ok := auth.IdentityFrom(ctx)
+	if !ok {
+		return engine.Caller{}
+	}
+	return engine.Caller{Username: id.Username, Subject: id.Subject, AccountType: id.AccountType, Roles: id.Roles}
+}
