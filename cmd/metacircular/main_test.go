@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +35,7 @@ func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	cmd := exec.Command("go", "build", "-o", dir+"/", "-ldflags", "-X main.version="+testVersion,
 		".", "../../mcias/cmd/mcias", "../../mcias/cmd/mciasctl", "../../mcns/cmd/mcns", "../../mcns/cmd/mcnsctl",
-		"../../mcproxy/cmd/mc-proxy", "../../mcproxy/cmd/mcproxyctl")
+		"../../mcproxy/cmd/mc-proxy", "../../mcproxy/cmd/mcproxyctl", "../../metacrypt/cmd/metacrypt", "../../metacrypt/cmd/metacryptctl")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -184,7 +185,7 @@ func TestCLI(t *testing.T) {
 	t.Run("help", func(t *testing.T) {
 		// --help names the services up starts, and only those.
 		out := mustRun(t, bin, "--help")
-		if !strings.Contains(out, "then mcias, mcns, mc-proxy") || strings.Contains(out, "MCR, MCNS") {
+		if !strings.Contains(out, "then mcias, metacrypt, mcns, mc-proxy") || strings.Contains(out, "MCR, MCNS") {
 			t.Errorf("--help:\n%s", out)
 		}
 		for _, c := range []string{"up", "down", "status", "env", "ca", "version"} {
@@ -273,7 +274,8 @@ func TestCLI(t *testing.T) {
 		if err := up.wait(t); err != nil {
 			t.Errorf("up exited with %v:\n%s", err, up.out)
 		}
-		if !strings.Contains(up.out.String(), "mcias is healthy") || !strings.Contains(up.out.String(), "mcns is healthy") ||
+		if !strings.Contains(up.out.String(), "mcias is healthy") || !strings.Contains(up.out.String(), "metacrypt is healthy") ||
+			!strings.Contains(up.out.String(), "mcns is healthy") ||
 			!strings.Contains(up.out.String(), "mc-proxy is healthy") {
 			t.Errorf("up output:\n%s", up.out)
 		}
@@ -360,13 +362,37 @@ func checkEnv(t *testing.T, bin, root, adminPassword string) {
 	session := filepath.Join(t.TempDir(), "n.json")
 	tool("mcnsctl", adminPassword+"\n", "--session", session, "login", "-u", "admin", "--password-stdin")
 	const domain = "mcp.metacircular.net"
-	for _, svc := range []string{"mcias", "mcns"} {
+	for _, svc := range []string{"mcias", "metacrypt", "mcns"} {
 		if out := tool("mcnsctl", "", "--session", session, "records", "list", "svc."+domain, "--name", svc, "--type", "A"); !strings.Contains(out, "127.0.0.1") {
 			t.Errorf("%s.svc.%s not registered:\n%s", svc, domain, out)
 		}
 	}
 	if out := tool("mcproxyctl", "", "routes", "list"); !strings.Contains(out, "mcns.svc."+domain) {
 		t.Errorf("mcproxyctl routes list with the env exports:\n%s", out)
+	}
+
+	// Metacrypt is unsealed and its CA holds the seed root: the mcp-agent
+	// (with the token the launcher provisioned) gets a certificate for a
+	// service name that openssl verifies against the seed root, and is
+	// refused the bare suffix.
+	if out := tool("metacryptctl", "", "status"); !regexp.MustCompile(`sealed\s+false`).MatchString(out) {
+		t.Errorf("metacryptctl status:\n%s", out)
+	}
+	token, err := os.ReadFile(filepath.Join(root, "mcp", "mcp-agent.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = append(env, "METACRYPTCTL_TOKEN="+strings.TrimSpace(string(token)))
+	dir := t.TempDir()
+	chain, key := filepath.Join(dir, "web.crt"), filepath.Join(dir, "web.key")
+	tool("metacryptctl", "", "issue", "services", "--dns", "web.svc."+domain, "--cert-file", chain, "--key-file", key)
+	if out, err := exec.Command("openssl", "verify", "-CAfile", vars["METACIRCULAR_CA"], "-untrusted", chain, chain).CombinedOutput(); err != nil {
+		t.Errorf("openssl verify of a Metacrypt certificate against the seed root: %v\n%s", err, out)
+	}
+	cmd := exec.Command(filepath.Join(filepath.Dir(bin), "metacryptctl"), "issue", "services", "--dns", "svc."+domain)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("the agent was issued the bare suffix svc.%s:\n%s", domain, out)
 	}
 }
 
@@ -380,15 +406,20 @@ type platformStatus struct {
 }
 
 // endpoints returns the endpoints of the named service, which must be
-// running and healthy, in a platform of MCIAS, MCNS, then mc-proxy.
+// running and healthy, in a platform of MCIAS, Metacrypt, MCNS, then
+// mc-proxy.
 func endpoints(t *testing.T, bin, root, name string) map[string]string {
 	t.Helper()
 	var st platformStatus
 	if err := json.Unmarshal([]byte(mustRun(t, bin, "status", "--json", "--root", root)), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Services) != 3 || st.Services[0].Name != "mcias" || st.Services[1].Name != "mcns" || st.Services[2].Name != "mc-proxy" {
-		t.Fatalf("status services: %+v; want mcias, mcns, then mc-proxy", st.Services)
+	var names []string
+	for _, s := range st.Services {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, ",") != "mcias,metacrypt,mcns,mc-proxy" {
+		t.Fatalf("status services: %+v; want mcias, metacrypt, mcns, then mc-proxy", st.Services)
 	}
 	for _, s := range st.Services {
 		if s.Name == name {

@@ -7,7 +7,8 @@ package launcher
 func Platform() []Service {
 	return []Service{
 		MCIAS,
-		// Metacrypt and MCR join here, before MCNS, as they land.
+		Metacrypt,
+		// MCR joins here, before MCNS, as it lands.
 		MCNS,
 		// mc-proxy belongs before MCR and MCNS in the bootstrap order, but
 		// its seed routes need MCNS's REST port: it starts after MCNS.

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -39,7 +40,65 @@ over plain HTTP, for CRL and OCSP clients.`,
 		OpenDB:   server.OpenDB,
 		Init:     initCmd,
 		Status:   server.Status,
+		Commands: []func(func() (*server.Config, error)) *cobra.Command{bootstrapCmd},
 	}
+}
+
+func bootstrapCmd(load func() (*server.Config, error)) *cobra.Command {
+	var r server.BootstrapRequest
+	var passwordFile string
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Offline: set up the platform CA (init, seed root, issuers, the agent's policy)",
+		Long: `bootstrap works directly on the database, for provisioning without an admin
+login (the local launcher runs it before every start). It sets the unseal
+password if the barrier has none (otherwise the password must be the right
+one), creates the CA mount, imports the seed root when the mount has no
+root yet, creates the infra, services (names under svc.<domain>) and clients
+issuers, and gives the agent account a rule to issue from services with a
+limit to *.svc.<domain> unless it has rules already. What exists is left as
+it is. Run it while the server is stopped.`,
+		Example: `  metacrypt bootstrap --password-file /root/unseal --root-cert /srv/ca/ca.crt --root-key /srv/ca/ca.key --domain mcp.metacircular.net
+  printf '%s\n' "$UNSEAL" | metacrypt bootstrap --password-file - --root-cert ca.crt --root-key ca.key --domain lab.example.net`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			pw, err := readPasswordFile(passwordFile)
+			if err != nil {
+				return err
+			}
+			defer clear(pw)
+			r.Password = pw
+			return server.Bootstrap(cmd.Context(), cfg, r, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file holding the unseal password (- for standard input; required)")
+	cmd.Flags().StringVar(&r.RootCertFile, "root-cert", "", "seed root certificate to import (PEM; required)")
+	cmd.Flags().StringVar(&r.RootKeyFile, "root-key", "", "its private key (PEM; required)")
+	cmd.Flags().StringVar(&r.Domain, "domain", "", "platform domain; the agent issues names under svc.<domain> (required)")
+	cmd.Flags().StringVar(&r.Mount, "mount", "pki", "CA mount name")
+	cmd.Flags().StringVar(&r.Agent, "agent", "mcp-agent", "system account that deploys services")
+	for _, f := range []string{"password-file", "root-cert", "root-key", "domain"} {
+		_ = cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+// readPasswordFile reads a password from a file, or from standard input
+// for "-", without its line ending.
+func readPasswordFile(path string) ([]byte, error) {
+	if path == "-" {
+		pw, err := terminal.ReadPasswordFrom(os.Stdin, os.Stderr, "")
+		return []byte(pw), err
+	}
+	b, err := os.ReadFile(path) //nolint:gosec // operator-named file
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b, "\r\n"), nil
 }
 
 func initCmd(load func() (*server.Config, error)) *cobra.Command {
