@@ -16,7 +16,7 @@ run_pkgs=(ca-certificates openssl curl dnsutils)
 # protocol tests run beside ours. Their daemons are never started by the
 # install (see policy-rc.d below); tests start their own on loopback.
 test_pkgs=("${run_pkgs[@]}" podman runc protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev
-	nginx python3 knot knot-dnsutils)
+	nginx python3 knot knot-dnsutils skopeo)
 
 case "$mode" in
 run) pkgs=("${run_pkgs[@]}") ;;
