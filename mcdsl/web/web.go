@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -75,6 +76,33 @@ func PopFlash(w http.ResponseWriter, r *http.Request) string {
 // every layout file, so pages define blocks the layout uses.
 type Renderer struct {
 	pages map[string]*template.Template
+	csp   string
+}
+
+// defaultCSP is the Content-Security-Policy of every page: scripts,
+// styles and everything else from the page's own origin only, never
+// framed, forms posted to the same origin.
+const defaultCSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+
+// AllowFormActions lets a form submission of these pages end, after
+// redirects, at the given origins ("https://host[:port]"), besides the
+// page's own. Browsers apply form-action to every redirect that follows a
+// form submission: an identity provider whose login form redirects on to
+// a registered SSO client's callback must name the client's origin here.
+// A value that is not a bare origin (https://host[:port], or http:// for
+// a client on loopback) is an error.
+func (r *Renderer) AllowFormActions(origins ...string) error {
+	csp := defaultCSP
+	for _, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(o, " ;,'\"\r\n") {
+			return fmt.Errorf("form action %q: expected an origin (https://host[:port])", o)
+		}
+		csp += " " + u.Scheme + "://" + u.Host
+	}
+	r.csp = csp
+	return nil
 }
 
 // NewRenderer parses the layouts matching layoutGlob and each page matching
@@ -92,7 +120,7 @@ func NewRenderer(fsys fs.FS, layoutGlob, pageGlob string, funcs template.FuncMap
 	if len(pages) == 0 {
 		return nil, fmt.Errorf("templates: no pages match %q", pageGlob)
 	}
-	r := &Renderer{pages: map[string]*template.Template{}}
+	r := &Renderer{pages: map[string]*template.Template{}, csp: defaultCSP}
 	for _, p := range pages {
 		name := strings.TrimSuffix(path.Base(p), path.Ext(p))
 		t := template.New(path.Base(p)).Funcs(funcs).Option("missingkey=error")
@@ -121,7 +149,7 @@ func (r *Renderer) Render(w http.ResponseWriter, status int, page, entry string,
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	w.Header().Set("Content-Security-Policy", r.csp)
 	w.Header().Set("Referrer-Policy", "same-origin")
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())

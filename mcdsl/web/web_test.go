@@ -144,3 +144,31 @@ func TestRendererErrors(t *testing.T) {
 		t.Fatal("unknown page rendered")
 	}
 }
+
+func TestAllowFormActions(t *testing.T) {
+	r, err := NewRenderer(templates, "testdata/templates/*.html", "testdata/templates/pages/*.html", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csp := func() string {
+		rec := httptest.NewRecorder()
+		if err := r.Render(rec, http.StatusOK, "hello", "layout", map[string]any{"Name": "x", "CSRF": "t", "Flash": ""}); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Header().Get("Content-Security-Policy")
+	}
+	if got := csp(); !strings.HasSuffix(got, "form-action 'self'") {
+		t.Fatalf("default CSP %q", got)
+	}
+	if err := r.AllowFormActions("https://mcr.svc.test", "https://wiki.example:8443/", "http://127.0.0.1:9000"); err != nil {
+		t.Fatal(err)
+	}
+	if got := csp(); !strings.HasSuffix(got, "form-action 'self' https://mcr.svc.test https://wiki.example:8443 http://127.0.0.1:9000") {
+		t.Errorf("CSP with SSO origins %q", got)
+	}
+	for _, bad := range []string{"mcr.svc.test", "https://x/cb", "https://x?a=b", "javascript:alert(1)", "https://x; script-src *", "ftp://x"} {
+		if err := r.AllowFormActions(bad); err == nil {
+			t.Errorf("AllowFormActions(%q) accepted", bad)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 
 	"github.com/go-chi/chi/v5"
 
@@ -82,7 +84,7 @@ func httpHandler(cfg *Config, svc *identity.Service, rest http.Handler, logger *
 		}
 		h.passkeys = pk
 	}
-	ui, err := webui.New(webui.Options{Service: svc, Passkeys: h.passkeys, Logger: logger})
+	ui, err := webui.New(webui.Options{Service: svc, Passkeys: h.passkeys, Logger: logger, SSOOrigins: ssoOrigins(cfg.SSOClients)})
 	if err != nil {
 		return nil, err
 	}
@@ -115,4 +117,19 @@ func (h *web) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "max-age=300")
 	_ = json.NewEncoder(w).Encode(h.svc.JWKS())
+}
+
+// ssoOrigins are the distinct origins of the SSO clients' redirect URIs.
+func ssoOrigins(clients []SSOClient) []string {
+	var out []string
+	for _, c := range clients {
+		u, err := url.Parse(c.RedirectURI)
+		if err != nil || u.Host == "" {
+			continue // LoadConfig refused it already
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }

@@ -32,6 +32,10 @@ type Options struct {
 	Passkeys *identity.Passkeys
 	// Logger receives internal errors (never secrets).
 	Logger *slog.Logger
+	// SSOOrigins are the origins of the registered SSO clients' redirect
+	// URIs: the login form's submission ends there after /sso/authorize
+	// (browsers apply CSP form-action to the redirects that follow a form).
+	SSOOrigins []string
 }
 
 // UI is the MCIAS web UI.
@@ -57,6 +61,9 @@ func New(opts Options) (*UI, error) {
 		"when": when,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("web ui: %w", err)
+	}
+	if err := pages.AllowFormActions(opts.SSOOrigins...); err != nil {
 		return nil, fmt.Errorf("web ui: %w", err)
 	}
 	static, err := fs.Sub(assets.FS, "static")
