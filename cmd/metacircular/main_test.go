@@ -35,7 +35,8 @@ func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
 	cmd := exec.Command("go", "build", "-o", dir+"/", "-ldflags", "-X main.version="+testVersion,
 		".", "../../mcias/cmd/mcias", "../../mcias/cmd/mciasctl", "../../mcns/cmd/mcns", "../../mcns/cmd/mcnsctl",
-		"../../mcproxy/cmd/mc-proxy", "../../mcproxy/cmd/mcproxyctl", "../../metacrypt/cmd/metacrypt", "../../metacrypt/cmd/metacryptctl")
+		"../../mcproxy/cmd/mc-proxy", "../../mcproxy/cmd/mcproxyctl", "../../metacrypt/cmd/metacrypt", "../../metacrypt/cmd/metacryptctl",
+		"../../mcr/cmd/mcr", "../../mcr/cmd/mcrctl")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -185,7 +186,7 @@ func TestCLI(t *testing.T) {
 	t.Run("help", func(t *testing.T) {
 		// --help names the services up starts, and only those.
 		out := mustRun(t, bin, "--help")
-		if !strings.Contains(out, "then mcias, metacrypt, mcns, mc-proxy") || strings.Contains(out, "MCR, MCNS") {
+		if !strings.Contains(out, "then mcias, metacrypt, mcr, mcns, mc-proxy") || strings.Contains(out, "MCR and MCP join") {
 			t.Errorf("--help:\n%s", out)
 		}
 		for _, c := range []string{"up", "down", "status", "env", "ca", "version"} {
@@ -265,6 +266,7 @@ func TestCLI(t *testing.T) {
 		password := checkMCIAS(t, bin, root, up.out.String())
 		checkMCNS(t, bin, root, password)
 		checkMCProxy(t, bin, root)
+		checkMCR(t, bin, root, password)
 		checkEnv(t, bin, root, password)
 		wantFailure(t, run(t, bin, nil, "up", "--root", root), fmt.Sprintf("already running on %s (pid %d)", root, up.cmd.Process.Pid))
 
@@ -275,7 +277,7 @@ func TestCLI(t *testing.T) {
 			t.Errorf("up exited with %v:\n%s", err, up.out)
 		}
 		if !strings.Contains(up.out.String(), "mcias is healthy") || !strings.Contains(up.out.String(), "metacrypt is healthy") ||
-			!strings.Contains(up.out.String(), "mcns is healthy") ||
+			!strings.Contains(up.out.String(), "mcns is healthy") || !strings.Contains(up.out.String(), "mcr is healthy") ||
 			!strings.Contains(up.out.String(), "mc-proxy is healthy") {
 			t.Errorf("up output:\n%s", up.out)
 		}
@@ -342,7 +344,8 @@ func checkEnv(t *testing.T, bin, root, adminPassword string) {
 		vars[k] = strings.Trim(v, "'")
 		env = append(env, k+"="+vars[k])
 	}
-	for _, k := range []string{"METACIRCULAR_ROOT", "METACIRCULAR_CA", "METACIRCULAR_MCIAS", "METACIRCULAR_MCNS", "METACIRCULAR_MCPROXY_SOCKET"} {
+	for _, k := range []string{"METACIRCULAR_ROOT", "METACIRCULAR_CA", "METACIRCULAR_MCIAS", "METACIRCULAR_MCNS", "METACIRCULAR_MCPROXY_SOCKET",
+		"METACIRCULAR_METACRYPT", "METACIRCULAR_MCR"} {
 		if vars[k] == "" {
 			t.Errorf("env lacks %s:\n%s", k, out)
 		}
@@ -362,11 +365,14 @@ func checkEnv(t *testing.T, bin, root, adminPassword string) {
 	session := filepath.Join(t.TempDir(), "n.json")
 	tool("mcnsctl", adminPassword+"\n", "--session", session, "login", "-u", "admin", "--password-stdin")
 	const domain = "mcp.metacircular.net"
-	for _, svc := range []string{"mcias", "metacrypt", "mcns"} {
+	for _, svc := range []string{"mcias", "metacrypt", "mcr", "mcns"} {
 		if out := tool("mcnsctl", "", "--session", session, "records", "list", "svc."+domain, "--name", svc, "--type", "A"); !strings.Contains(out, "127.0.0.1") {
 			t.Errorf("%s.svc.%s not registered:\n%s", svc, domain, out)
 		}
 	}
+	mcrSession := filepath.Join(t.TempDir(), "r.json")
+	tool("mcrctl", adminPassword+"\n", "--session", mcrSession, "login", "-u", "admin", "--password-stdin")
+	tool("mcrctl", "", "--session", mcrSession, "repos", "list")
 	if out := tool("mcproxyctl", "", "routes", "list"); !strings.Contains(out, "mcns.svc."+domain) {
 		t.Errorf("mcproxyctl routes list with the env exports:\n%s", out)
 	}
@@ -406,7 +412,7 @@ type platformStatus struct {
 }
 
 // endpoints returns the endpoints of the named service, which must be
-// running and healthy, in a platform of MCIAS, Metacrypt, MCNS, then
+// running and healthy, in a platform of MCIAS, Metacrypt, MCR, MCNS, then
 // mc-proxy.
 func endpoints(t *testing.T, bin, root, name string) map[string]string {
 	t.Helper()
@@ -418,8 +424,8 @@ func endpoints(t *testing.T, bin, root, name string) map[string]string {
 	for _, s := range st.Services {
 		names = append(names, s.Name)
 	}
-	if strings.Join(names, ",") != "mcias,metacrypt,mcns,mc-proxy" {
-		t.Fatalf("status services: %+v; want mcias, metacrypt, mcns, then mc-proxy", st.Services)
+	if strings.Join(names, ",") != "mcias,metacrypt,mcr,mcns,mc-proxy" {
+		t.Fatalf("status services: %+v; want mcias, metacrypt, mcr, mcns, then mc-proxy", st.Services)
 	}
 	for _, s := range st.Services {
 		if s.Name == name {
@@ -595,5 +601,60 @@ func checkMCProxy(t *testing.T, bin, root string) {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("mcproxyctl routes list lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// checkMCR uses the MCR the launcher started: podman logs in with the
+// printed line's --cert-dir; through mc-proxy (mcr.svc.D, L4 with a PROXY
+// header) the registry challenges with a realm on the name the client
+// used and answers once the client has a token from that realm; the web
+// UI's sign-in reaches MCIAS's login page, which only happens for a
+// registered SSO client.
+func checkMCR(t *testing.T, bin, root, adminPassword string) {
+	t.Helper()
+	const domain = "mcp.metacircular.net"
+	ep := endpoints(t, bin, root, "mcr")
+	certDir := filepath.Join(root, "mcr", "certs.d")
+	podman := exec.Command("podman", "login", "--authfile", filepath.Join(t.TempDir(), "auth.json"),
+		"--cert-dir", certDir, ep["registry"], "-u", "admin", "--password-stdin")
+	podman.Stdin = strings.NewReader(adminPassword)
+	if out, err := podman.CombinedOutput(); err != nil || !strings.Contains(string(out), "Login Succeeded") {
+		t.Fatalf("podman login %s: %v\n%s", ep["registry"], err, out)
+	}
+
+	_, port, err := net.SplitHostPort(endpoints(t, bin, root, "mc-proxy")["https"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(root, "ca", "ca.crt")
+	name := "mcr.svc." + domain
+	base := "https://" + name + ":" + port
+	curl := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("curl", append([]string{"-sS", "--max-time", "10", "--resolve", name + ":" + port + ":127.0.0.1",
+			"--cacert", ca}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := curl("-i", base+"/v2/"); !strings.Contains(out, " 401") || !strings.Contains(out, `realm="`+base+`/v2/token"`) {
+		t.Fatalf("GET /v2/ through mc-proxy: want 401 with the realm on %s:\n%s", base, out)
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(curl("--fail", "-u", "admin:"+adminPassword, base+"/v2/token?service=mcr")), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("token through mc-proxy: %v %+v", err, tok)
+	}
+	if out := curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer "+tok.Token, base+"/v2/"); out != "200" {
+		t.Fatalf("GET /v2/ with a token through mc-proxy: %s", out)
+	}
+
+	jar := filepath.Join(t.TempDir(), "jar")
+	out := curl("-L", "-c", jar, "-b", jar, "-o", "/dev/null", "-w", "%{http_code} %{url_effective}", ep["web"]+"login")
+	mcias := endpoints(t, bin, root, "mcias")["web"]
+	if !strings.HasPrefix(out, "200 "+mcias) {
+		t.Fatalf("MCR's sign-in through MCIAS: %s (want 200 at %s)", out, mcias)
 	}
 }

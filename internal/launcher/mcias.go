@@ -40,6 +40,12 @@ func prepareMCIAS(ctx context.Context, env *Env) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// MCR's web URL, for its SSO registration: ports persist by key, so
+	// MCR's Prepare finds the same one.
+	mcrWeb, err := mcrWebURL(env)
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, "mcias.toml")
 	dbPath := filepath.Join(dir, "mcias.db")
 	httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpsPort))
@@ -70,7 +76,14 @@ issuer = %q
 rp_id = "localhost"
 rp_display_name = "Metacircular (local)"
 rp_origins = ["https://localhost:%d"]
-`, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, "https://"+host, httpsPort, httpsPort)
+
+# MCR's web UI signs in here (SSO); redirect_uri must match MCR's
+# web.sso_redirect_uri byte for byte.
+[[sso_clients]]
+client_id = "mcr"
+redirect_uri = %q
+service_name = "mcr"
+`, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, "https://"+host, httpsPort, httpsPort, mcrWeb+"/sso/callback")
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}

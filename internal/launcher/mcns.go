@@ -120,9 +120,8 @@ admin_email = %q
 }
 
 // namedServices have a name in svc.D, registered in MCNS by the launcher
-// the way the MCP agent will register the services it deploys. MCR joins
-// as it lands.
-var namedServices = []string{"mcias", "metacrypt", "mcns"}
+// the way the MCP agent will register the services it deploys.
+var namedServices = []string{"mcias", "metacrypt", "mcr", "mcns"}
 
 // nodeAddress is where every service of the local platform answers.
 const nodeAddress = "127.0.0.1"

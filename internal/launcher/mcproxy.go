@@ -21,8 +21,11 @@ import (
 //     for that name and proxies HTTP to MCIAS's REST port over TLS,
 //     verifying MCIAS's certificate (which carries mcias.svc.D) against the
 //     seed CA;
-//   - mcns.svc.D, L4: a raw relay to MCNS's REST port, which terminates TLS
-//     itself with its own certificate (which carries mcns.svc.D).
+//   - mcns.svc.D and mcr.svc.D, L4: raw relays to MCNS's REST port and
+//     MCR's HTTPS port, which terminate TLS themselves with their own
+//     certificates (which carry those names); each gets a PROXY header
+//     naming the client. MCR streams image layers, which an L4 relay
+//     passes through without parsing.
 //
 // Unknown SNI names are reset. The routes only seed an empty database:
 // afterwards they are changed at run time with mcproxyctl over the admin
@@ -41,13 +44,13 @@ func prepareMCProxy(_ context.Context, env *Env) (*Process, error) {
 	ports := map[string]int{}
 	// mcias-https and mcns-https were allocated by MCIAS's and MCNS's
 	// Prepare; Port returns the same persisted ports.
-	for _, key := range []string{"mc-proxy-https", "mc-proxy-metrics", "mcias-https", "mcns-https"} {
+	for _, key := range []string{"mc-proxy-https", "mc-proxy-metrics", "mcias-https", "mcns-https", "mcr-https"} {
 		if ports[key], err = env.Port(key); err != nil {
 			return nil, err
 		}
 	}
 	loopback := func(key string) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[key])) }
-	mciasHost, mcnsHost := "mcias.svc."+env.Domain, "mcns.svc."+env.Domain
+	mciasHost, mcnsHost, mcrHost := "mcias.svc."+env.Domain, "mcns.svc."+env.Domain, "mcr.svc."+env.Domain
 	// The certificate mc-proxy serves for the L7 MCIAS route. The MCNS
 	// route is L4, so MCNS's own certificate is what clients see there.
 	cert, err := env.Issue("mc-proxy-mcias", []string{mciasHost}, nil)
@@ -99,9 +102,17 @@ hostname = %q
 mode = "l4"
 backend = %q
 send_proxy_protocol = true
+
+# MCR (the registry and its web UI) likewise.
+[[routes]]
+listener = "https"
+hostname = %q
+mode = "l4"
+backend = %q
+send_proxy_protocol = true
 `, sock, metricsAddr, filepath.Join(dir, "mc-proxy.db"), listenAddr,
 			mciasHost, loopback("mcias-https"), cert.CertPath, cert.KeyPath, env.CA.CertPath(), mciasHost,
-			mcnsHost, loopback("mcns-https"))
+			mcnsHost, loopback("mcns-https"), mcrHost, loopback("mcr-https"))
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
@@ -111,8 +122,8 @@ send_proxy_protocol = true
 		return nil, err
 	}
 	port := strconv.Itoa(ports["mc-proxy-https"])
-	env.Print(fmt.Sprintf("mc-proxy routes %s and %s on %s; e.g. curl --resolve %s:%s:127.0.0.1 --cacert %s https://%s:%s/v1/health",
-		mciasHost, mcnsHost, listenAddr, mciasHost, port, env.CA.CertPath(), mciasHost, port))
+	env.Print(fmt.Sprintf("mc-proxy routes %s, %s and %s on %s; e.g. curl --resolve %s:%s:127.0.0.1 --cacert %s https://%s:%s/v1/health",
+		mciasHost, mcnsHost, mcrHost, listenAddr, mciasHost, port, env.CA.CertPath(), mciasHost, port))
 	return &Process{
 		Path: bin,
 		Args: []string{"--config", cfgPath, "server"},

@@ -8,10 +8,10 @@ func Platform() []Service {
 	return []Service{
 		MCIAS,
 		Metacrypt,
-		// MCR joins here, before MCNS, as it lands.
+		MCR,
 		MCNS,
 		// mc-proxy belongs before MCR and MCNS in the bootstrap order, but
-		// its seed routes need MCNS's REST port: it starts after MCNS.
+		// its seed routes need their backends' ports: it starts last.
 		MCProxy,
 		// MCP joins here.
 	}
