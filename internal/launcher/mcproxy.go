@@ -21,11 +21,13 @@ import (
 //     for that name and proxies HTTP to MCIAS's REST port over TLS,
 //     verifying MCIAS's certificate (which carries mcias.svc.D) against the
 //     seed CA;
-//   - mcns.svc.D and mcr.svc.D, L4: raw relays to MCNS's REST port and
-//     MCR's HTTPS port, which terminate TLS themselves with their own
-//     certificates (which carry those names); each gets a PROXY header
-//     naming the client. MCR streams image layers, which an L4 relay
-//     passes through without parsing.
+//   - mcr.svc.D, L7 likewise, to MCR's HTTPS port (mc-proxy streams
+//     request and response bodies, so image layers pass through without
+//     being held whole);
+//   - mcns.svc.D, L4: a raw relay to MCNS's REST port, which terminates
+//     TLS itself with its own certificate (which carries mcns.svc.D).
+//
+// Every backend gets a PROXY v2 header naming the client.
 //
 // Unknown SNI names are reset. The routes only seed an empty database:
 // afterwards they are changed at run time with mcproxyctl over the admin
@@ -51,9 +53,14 @@ func prepareMCProxy(_ context.Context, env *Env) (*Process, error) {
 	}
 	loopback := func(key string) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[key])) }
 	mciasHost, mcnsHost, mcrHost := "mcias.svc."+env.Domain, "mcns.svc."+env.Domain, "mcr.svc."+env.Domain
-	// The certificate mc-proxy serves for the L7 MCIAS route. The MCNS
-	// route is L4, so MCNS's own certificate is what clients see there.
+	// The certificates mc-proxy serves for the L7 MCIAS and MCR routes.
+	// The MCNS route is L4, so MCNS's own certificate is what clients see
+	// there.
 	cert, err := env.Issue("mc-proxy-mcias", []string{mciasHost}, nil)
+	if err != nil {
+		return nil, err
+	}
+	mcrCert, err := env.Issue("mc-proxy-mcr", []string{mcrHost}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -103,16 +110,22 @@ mode = "l4"
 backend = %q
 send_proxy_protocol = true
 
-# MCR (the registry and its web UI) likewise.
+# MCR (the registry and its web UI): L7 like MCIAS; layers stream
+# through without being buffered.
 [[routes]]
 listener = "https"
 hostname = %q
-mode = "l4"
+mode = "l7"
 backend = %q
+tls_cert = %q
+tls_key = %q
+backend_tls = true
+backend_ca = %q
+backend_server_name = %q
 send_proxy_protocol = true
 `, sock, metricsAddr, filepath.Join(dir, "mc-proxy.db"), listenAddr,
 			mciasHost, loopback("mcias-https"), cert.CertPath, cert.KeyPath, env.CA.CertPath(), mciasHost,
-			mcnsHost, loopback("mcns-https"), mcrHost, loopback("mcr-https"))
+			mcnsHost, loopback("mcns-https"), mcrHost, loopback("mcr-https"), mcrCert.CertPath, mcrCert.KeyPath, env.CA.CertPath(), mcrHost)
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}

@@ -44,11 +44,13 @@ func certDir(t *testing.T) string {
 }
 
 // TestPodman builds an image FROM scratch with a static binary, logs in
-// through the token flow (MCIAS password), pushes it with TLS verified
-// against the test CA, removes it locally and pulls it back.
+// through the token flow (MCIAS password), pushes it through mc-proxy's L7
+// route with TLS verified against the test CA, removes it locally and
+// pulls it back.
 func TestPodman(t *testing.T) {
 	podman := testtool.Require(t, "podman")
-	h := start(t, options{})
+	h := start(t, options{behindProxy: true})
+	registry := startProxy(t, h).host
 	work := t.TempDir()
 	prog := filepath.Join(work, "hello.go")
 	if err := os.WriteFile(prog, []byte("package main\n\nfunc main() { println(\"hello from mcr\") }\n"), 0o600); err != nil {
@@ -73,9 +75,9 @@ func TestPodman(t *testing.T) {
 		return run(t, penv, podman, append(append([]string{}, base...), args...)...)
 	}
 	certs := certDir(t)
-	ref := h.host + "/team/hello:1.0.0"
+	ref := registry + "/team/hello:1.0.0"
 	p("build", "--format", "oci", "-t", ref, ctxDir)
-	out := p("login", "--cert-dir", certs, "-u", alice, "-p", env.passwords[alice], h.host)
+	out := p("login", "--cert-dir", certs, "-u", alice, "-p", env.passwords[alice], registry)
 	if !strings.Contains(out, "Login Succeeded") {
 		t.Fatalf("podman login: %s", out)
 	}
@@ -96,15 +98,15 @@ func TestPodman(t *testing.T) {
 		t.Fatalf("pulled digest %q, pushed %q", pulled, local)
 	}
 	// Bob may pull team/ but not push there.
-	p("logout", h.host)
-	p("login", "--cert-dir", certs, "-u", bob, "-p", env.passwords[bob], h.host)
-	cmd := exec.CommandContext(t.Context(), podman, append(append([]string{}, base...), "push", "--cert-dir", certs, ref, h.host+"/team/hello:bob")...)
+	p("logout", registry)
+	p("login", "--cert-dir", certs, "-u", bob, "-p", env.passwords[bob], registry)
+	cmd := exec.CommandContext(t.Context(), podman, append(append([]string{}, base...), "push", "--cert-dir", certs, ref, registry+"/team/hello:bob")...)
 	cmd.Env = append(os.Environ(), penv...)
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(strings.ToLower(string(out)), "denied") {
 		t.Fatalf("a read-only push succeeded or failed oddly: %v\n%s", err, out)
 	}
 	// A wrong password fails the login.
-	cmd = exec.CommandContext(t.Context(), podman, append(append([]string{}, base...), "login", "--cert-dir", certs, "-u", alice, "-p", "wrong", h.host)...)
+	cmd = exec.CommandContext(t.Context(), podman, append(append([]string{}, base...), "login", "--cert-dir", certs, "-u", alice, "-p", "wrong", registry)...)
 	cmd.Env = append(os.Environ(), penv...)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Fatalf("login with a wrong password succeeded:\n%s", out)

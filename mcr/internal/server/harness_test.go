@@ -49,6 +49,7 @@ var env struct {
 	cert      seedpki.Issued
 	mcrBin    string
 	mcrctlBin string
+	proxyBin  string // mc-proxy, to run MCR behind it
 	passwords map[string]string
 	tokens    map[string]string
 	// webLn is bound before MCIAS starts so MCR's SSO redirect URI can be
@@ -89,9 +90,14 @@ func setup() (stop func(), err error) {
 	mciasBin := filepath.Join(env.dir, "mcias")
 	env.mcrBin = filepath.Join(env.dir, "mcr")
 	env.mcrctlBin = filepath.Join(env.dir, "mcrctl")
+	env.proxyBin = filepath.Join(env.dir, "mc-proxy")
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	wg.Add(3)
+	errs := make([]error, 4)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		errs[3] = goBuild(env.proxyBin, "git.metacircular.net/metacircular/mcproxy/cmd/mc-proxy")
+	}()
 	go func() {
 		defer wg.Done()
 		errs[2] = goBuild(env.mcrctlBin, "git.metacircular.net/metacircular/mcr/cmd/mcrctl")
@@ -272,6 +278,7 @@ type harness struct {
 	host    string // 127.0.0.1:port of the HTTPS listener
 	grpc    string
 	base    string // https://host
+	service string // the registry's token service name
 }
 
 // options vary a harness.
@@ -280,6 +287,10 @@ type options struct {
 	sparse bool         // registry.allow_sparse
 	grace  string       // gc.grace (default 1h)
 	web    net.Listener // pre-bound HTTPS listener (the web UI's)
+	// behindProxy runs MCR the way it runs behind mc-proxy: no
+	// public_url (the token realm follows each request's Host, the
+	// service is "mcr") and PROXY headers believed from 127.0.0.1.
+	behindProxy bool
 }
 
 // start runs an MCR until the test ends, with rules letting ci do
@@ -302,12 +313,18 @@ func start(t *testing.T, o options) *harness {
 	h := &harness{dir: dir, host: httpLn.Addr().String(), grpc: grpcLn.Addr().String(), logs: &syncbuf.Buffer{}}
 	h.base = "https://" + h.host
 	h.cfgPath = filepath.Join(dir, "mcr.toml")
+	h.service = "127.0.0.1"
+	publicURL, proxyFrom := fmt.Sprintf("public_url = %q", h.base), ""
+	if o.behindProxy {
+		h.service, publicURL, proxyFrom = "mcr", "", `proxy_protocol_from = ["127.0.0.1"]`
+	}
 	toml := fmt.Sprintf(`[server]
 listen_addr = %q
 grpc_addr = %q
 tls_cert = %q
 tls_key = %q
 shutdown_timeout = "5s"
+%s
 
 [database]
 path = %q
@@ -318,13 +335,13 @@ ca_cert = %q
 service_name = "mcr"
 
 [registry]
-public_url = %q
+%s
 allow_sparse = %v
 
 [gc]
 disabled = true
 grace = %q
-%s`, h.host, h.grpc, env.cert.CertPath, env.cert.KeyPath, filepath.Join(dir, "mcr.db"), env.mciasURL, env.ca.CertPath(), h.base, o.sparse, cmpOr(o.grace, "1h"), o.extra)
+%s`, h.host, h.grpc, env.cert.CertPath, env.cert.KeyPath, proxyFrom, filepath.Join(dir, "mcr.db"), env.mciasURL, env.ca.CertPath(), publicURL, o.sparse, cmpOr(o.grace, "1h"), o.extra)
 	if err := os.WriteFile(h.cfgPath, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +476,7 @@ func goTool(t *testing.T, name, pkg, version string) string {
 // token fetches a registry token for scopes as user (password login).
 func (h *harness) token(t *testing.T, user string, scopes ...string) string {
 	t.Helper()
-	q := url.Values{"service": {"127.0.0.1"}}
+	q := url.Values{"service": {h.service}}
 	for _, s := range scopes {
 		q.Add("scope", s)
 	}
