@@ -15,8 +15,9 @@ run_pkgs=(ca-certificates openssl curl dnsutils)
 # python3, knot and knot-dnsutils (kdig): the peers and real clients the
 # protocol tests run beside ours. Their daemons are never started by the
 # install (see policy-rc.d below); tests start their own on loopback.
+# certbot and lego: the ACME clients Metacrypt's ACME server is tested with.
 test_pkgs=("${run_pkgs[@]}" podman runc protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev
-	nginx python3 knot knot-dnsutils skopeo)
+	nginx python3 knot knot-dnsutils skopeo certbot lego openssh-server openssh-client)
 
 case "$mode" in
 run) pkgs=("${run_pkgs[@]}") ;;

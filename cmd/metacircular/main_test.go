@@ -395,6 +395,12 @@ func checkEnv(t *testing.T, bin, root, adminPassword string) {
 	if out, err := exec.Command("openssl", "verify", "-CAfile", vars["METACIRCULAR_CA"], "-untrusted", chain, chain).CombinedOutput(); err != nil {
 		t.Errorf("openssl verify of a Metacrypt certificate against the seed root: %v\n%s", err, out)
 	}
+	// The ACME directory the launcher prints answers (RFC 8555 §7.1.1).
+	acme := endpoints(t, bin, root, "metacrypt")["acme"]
+	if out, err := exec.Command("curl", "-sS", "--fail", "--max-time", "10", "--cacert", vars["METACIRCULAR_CA"], acme).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), `"newNonce"`) || !strings.Contains(string(out), `"externalAccountRequired":true`) {
+		t.Errorf("ACME directory %s: %v\n%s", acme, err, out)
+	}
 	cmd := exec.Command(filepath.Join(filepath.Dir(bin), "metacryptctl"), "issue", "services", "--dns", "svc."+domain)
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err == nil {

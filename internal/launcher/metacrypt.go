@@ -34,7 +34,7 @@ func prepareMetacrypt(ctx context.Context, env *Env) (*Process, error) {
 		return nil, err
 	}
 	ports := map[string]int{}
-	for _, key := range []string{"metacrypt-https", "metacrypt-grpc", "metacrypt-pki", "mcias-https"} {
+	for _, key := range []string{"metacrypt-https", "metacrypt-grpc", "metacrypt-pki", "mcias-https", "mcns-dns"} {
 		if ports[key], err = env.Port(key); err != nil {
 			return nil, err
 		}
@@ -71,8 +71,14 @@ level = "info"
 [pki]
 external_url = %q
 listen_addr = %q
+
+# The ACME server (directory: /v1/pki/pki/acme/<issuer>/directory) looks
+# names up through MCNS, so names under svc.%s resolve to this machine.
+# http-01 and tls-alpn-01 connect to ports 80 and 443 as RFC 8555 says.
+[acme]
+resolvers = [%q]
 `, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, filepath.Join(dir, "metacrypt.db"),
-			"https://"+loopback("mcias-https"), env.CA.CertPath(), "http://"+pkiAddr, pkiAddr)
+			"https://"+loopback("mcias-https"), env.CA.CertPath(), "http://"+pkiAddr, pkiAddr, env.Domain, loopback("mcns-dns"))
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
@@ -104,6 +110,7 @@ listen_addr = %q
 		Health: HealthCheck{URL: url + "/v1/health"},
 		Endpoints: map[string]string{
 			"https": url, "grpc": grpcAddr, "pki": "http://" + pkiAddr + "/v1/pki/pki/ca",
+			"acme": url + "/v1/pki/pki/acme/services/directory",
 		},
 		Exports: map[string]string{"METACIRCULAR_METACRYPT": grpcAddr},
 		AfterHealthy: func(ctx context.Context) error {

@@ -1,7 +1,8 @@
 // Package client is the public Go client for Metacrypt over gRPC
 // (metacrypt.v1): the barrier (status, init, unseal, seal, password,
 // rotation), mounts, the CA engine (issuers, issue, sign, renew, revoke,
-// search, CRLs), the policy and the generic engine request. metacryptctl
+// search, CRLs), the policy, the generic engine request and the ACME
+// server's External Account Binding credentials. metacryptctl
 // is built on it; the MCP agent uses it to get certificates. Tokens are
 // MCIAS tokens: log in to MCIAS (mcias/client or mcdsl/auth) and pass the
 // token here. It imports only the generated code and mcdsl, never
@@ -31,6 +32,7 @@ type Client struct {
 	policy mcv1.PolicyServiceClient
 	ca     mcv1.CAServiceClient
 	engine mcv1.EngineServiceClient
+	acme   mcv1.ACMEServiceClient
 }
 
 // New returns a client for Metacrypt's gRPC address (host:port) trusting
@@ -43,7 +45,7 @@ func New(addr, caFile, token string) (*Client, error) {
 	}
 	return &Client{
 		conn: conn, sys: mcv1.NewSysServiceClient(conn), policy: mcv1.NewPolicyServiceClient(conn),
-		ca: mcv1.NewCAServiceClient(conn), engine: mcv1.NewEngineServiceClient(conn),
+		ca: mcv1.NewCAServiceClient(conn), engine: mcv1.NewEngineServiceClient(conn), acme: mcv1.NewACMEServiceClient(conn),
 	}, nil
 }
 

@@ -1,8 +1,9 @@
 // Command metacryptctl manages Metacrypt over its gRPC API: the barrier
 // (init, unseal, seal, status, password, rotate), mounts, the CA engine
-// (root, issuers, issue, sign, renew, revoke, list, crl), the policy and
-// generic engine requests. It logs in through MCIAS ("metacryptctl
-// login") or uses a token given with --token or $METACRYPTCTL_TOKEN.
+// (root, issuers, issue, sign, renew, revoke, list, crl), the policy,
+// generic engine requests and the ACME server's EAB credentials. It logs
+// in through MCIAS ("metacryptctl login") or uses a token given with
+// --token or $METACRYPTCTL_TOKEN.
 package main
 
 import (
@@ -85,7 +86,7 @@ with the unseal password. CA commands work on the mount given by --mount
 	tool.Flags(cmd)
 	cmd.AddCommand(tool.LoginCommand(), initCmd(), unsealCmd(), sealCmd(), statusCmd(), passwordCmd(), rotateCmd(), mountsCmd(),
 		rootCmd(), issuersCmd(), issueCmd(), signCmd(), renewCmd(), revokeCmd(), listCmd(), showCmd(), crlCmd(),
-		policyCmd(), requestCmd())
+		policyCmd(), requestCmd(), acmeCmd())
 	return cmd
 }
 

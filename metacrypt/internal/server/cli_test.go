@@ -13,8 +13,8 @@ import (
 // TestMetacryptctl builds metacryptctl and drives a fresh Metacrypt with
 // it as an operator would: init, seal and unseal with the password on
 // standard input, a mount, a root, an issuer, the policy, then as the
-// agent an issue to files, a search, a revocation and the CRL, and the
-// password change and rotation.
+// agent an issue to files, a search, a revocation and the CRL, ACME EAB
+// credentials, and the password change and rotation.
 func TestMetacryptctl(t *testing.T) {
 	h := start(t)
 	dir := t.TempDir()
@@ -107,6 +107,26 @@ func TestMetacryptctl(t *testing.T) {
 	}
 	if out := must(admin, "", "request", "pki", "list", "--data", `{"status":"revoked"}`); !strings.Contains(out, list[0].Serial) {
 		t.Fatalf("request:\n%s", out)
+	}
+	// EAB credentials: an admin's for mcp-agent, listed, revoked; the
+	// agent may not make them for another identity.
+	var eab struct {
+		KID     string `json:"kid"`
+		HMACKey string `json:"hmac_key"`
+		Account string `json:"account"`
+	}
+	if err := json.Unmarshal([]byte(must(admin, "", "acme", "eab", "create", "--for", agent, "--ttl", "1h", "--json")), &eab); err != nil ||
+		eab.KID == "" || eab.HMACKey == "" || eab.Account != agent {
+		t.Fatalf("acme eab create: %+v %v", eab, err)
+	}
+	if out := must(agent, "", "acme", "eab", "list"); !strings.Contains(out, eab.KID) || !strings.Contains(out, "usable") || strings.Contains(out, eab.HMACKey) {
+		t.Fatalf("acme eab list:\n%s", out)
+	}
+	if out, err := run(agent, "", "acme", "eab", "create", "--for", alice); err == nil || !strings.Contains(out, "admin") {
+		t.Fatalf("agent creates for alice: %v %s", err, out)
+	}
+	if out := must(agent, "", "acme", "eab", "revoke", eab.KID); !strings.Contains(out, "revoked") {
+		t.Fatalf("acme eab revoke:\n%s", out)
 	}
 	const next = "the next unseal password"
 	must(admin, unsealPassword+"\n"+next+"\n", "password", "--password-stdin")

@@ -3,11 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcdsl/logging"
+	"git.metacircular.net/metacircular/metacrypt/internal/acme"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine/ca"
 	"git.metacircular.net/metacircular/metacrypt/internal/seal"
 )
@@ -24,6 +26,7 @@ type Config struct {
 	Log      logging.Config  `toml:"log"`
 	Seal     SealConfig      `toml:"seal"`
 	PKI      PKIConfig       `toml:"pki"`
+	ACME     ACMEConfig      `toml:"acme"`
 }
 
 // SealConfig is the [seal] section: the Argon2id cost of deriving the
@@ -61,6 +64,30 @@ type PKIConfig struct {
 	RefreshInterval config.Duration `toml:"refresh_interval"`
 }
 
+// ACMEConfig is the [acme] section: the ACME server's validations and
+// lifetimes.
+type ACMEConfig struct {
+	// Resolvers are the DNS servers ("host:port", e.g. MCNS) that
+	// validations resolve names and read dns-01 TXT records through,
+	// tried in order; empty: the system's resolver.
+	Resolvers []string `toml:"resolvers"`
+	// HTTP01Port is where http-01 validations connect (default 80).
+	HTTP01Port int `toml:"http01_port"`
+	// TLSALPN01Port is where tls-alpn-01 validations connect (default
+	// 443).
+	TLSALPN01Port int `toml:"tls_alpn01_port"`
+	// OrderLifetime is how long an order may take until finalization
+	// (default 24h).
+	OrderLifetime config.Duration `toml:"order_lifetime"`
+	// ValidationAttempts bounds the attempts per challenge (default 5).
+	ValidationAttempts int `toml:"validation_attempts"`
+	// ValidationBackoff is the wait before the second attempt, growing by
+	// as much per further attempt (default 5s).
+	ValidationBackoff config.Duration `toml:"validation_backoff"`
+	// ValidationTimeout bounds one attempt (default 10s).
+	ValidationTimeout config.Duration `toml:"validation_timeout"`
+}
+
 // LoadConfig reads and validates metacrypt.toml.
 func LoadConfig(path string) (*Config, error) {
 	var c Config
@@ -84,6 +111,9 @@ func (c *Config) Validate() error {
 			return errors.New("pki.external_url must be an http:// or https:// base URL without a path, e.g. http://pki.metacircular.net")
 		}
 	}
+	if err := c.ACME.validate(); err != nil {
+		return err
+	}
 	for _, d := range []struct {
 		name string
 		v    *config.Duration
@@ -93,6 +123,9 @@ func (c *Config) Validate() error {
 		{"pki.crl_lifetime", &c.PKI.CRLLifetime, ca.DefaultCRLLifetime, time.Hour},
 		{"pki.ocsp_lifetime", &c.PKI.OCSPLifetime, ca.DefaultOCSPLifetime, time.Minute},
 		{"pki.refresh_interval", &c.PKI.RefreshInterval, time.Minute, time.Second},
+		{"acme.order_lifetime", &c.ACME.OrderLifetime, acme.DefaultOrderLifetime, time.Minute},
+		{"acme.validation_backoff", &c.ACME.ValidationBackoff, acme.DefaultValidationBackoff, 100 * time.Millisecond},
+		{"acme.validation_timeout", &c.ACME.ValidationTimeout, acme.DefaultValidationTimeout, time.Second},
 	} {
 		if d.v.Duration == 0 {
 			d.v.Duration = d.def
@@ -100,6 +133,34 @@ func (c *Config) Validate() error {
 		if d.v.Duration < d.min {
 			return fmt.Errorf("%s must be at least %s, got %s", d.name, d.min, d.v.Duration)
 		}
+	}
+	return nil
+}
+
+// validate checks and defaults [acme]'s ports, resolvers and attempts.
+func (a *ACMEConfig) validate() error {
+	for _, p := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"acme.http01_port", &a.HTTP01Port, 80}, {"acme.tls_alpn01_port", &a.TLSALPN01Port, 443}} {
+		if *p.v == 0 {
+			*p.v = p.def
+		}
+		if *p.v < 1 || *p.v > 65535 {
+			return fmt.Errorf("%s must be a port (1-65535), got %d", p.name, *p.v)
+		}
+	}
+	for i, r := range a.Resolvers {
+		if _, err := netip.ParseAddrPort(r); err != nil {
+			return fmt.Errorf("acme.resolvers[%d] must be ip:port (e.g. 127.0.0.1:53), got %q", i, r)
+		}
+	}
+	if a.ValidationAttempts == 0 {
+		a.ValidationAttempts = acme.DefaultValidationAttempts
+	}
+	if a.ValidationAttempts < 1 || a.ValidationAttempts > 20 {
+		return fmt.Errorf("acme.validation_attempts must be 1-20, got %d", a.ValidationAttempts)
 	}
 	return nil
 }

@@ -17,6 +17,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if cfg.PKI.ExternalURL != "http://pki.metacircular.net" || cfg.PKI.CRLLifetime.Duration != 72*time.Hour || cfg.Seal.Argon2MemoryKiB != 65536 {
 		t.Fatalf("%+v", cfg)
 	}
+	if len(cfg.ACME.Resolvers) != 2 || cfg.ACME.HTTP01Port != 80 || cfg.ACME.TLSALPN01Port != 443 || cfg.ACME.ValidationAttempts != 5 {
+		t.Fatalf("[acme] %+v", cfg.ACME)
+	}
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -36,6 +39,12 @@ server_url = "https://mcias.test"
 		"[seal]\nargon2_memory_kib = 1024\n":                     "seal.argon2_memory_kib",
 		"[seal]\nargon2_iterations = 0\nargon2_memory_kib = 1\n": "seal.argon2_memory_kib",
 		"[pki]\nexternal_urll = \"http://x\"\n":                  "pki.external_urll",
+		"[acme]\nresolvers = [\"mcns.example:53\"]\n":            "acme.resolvers[0]",
+		"[acme]\nhttp01_port = 70000\n":                          "acme.http01_port",
+		"[acme]\ntls_alpn01_port = -1\n":                         "acme.tls_alpn01_port",
+		"[acme]\nvalidation_attempts = 50\n":                     "acme.validation_attempts",
+		"[acme]\nvalidation_backoff = \"1ms\"\n":                 "acme.validation_backoff",
+		"[acme]\norder_lifetime = \"1s\"\n":                      "acme.order_lifetime",
 	} {
 		p := filepath.Join(t.TempDir(), "metacrypt.toml")
 		if err := os.WriteFile(p, []byte(base+extra), 0o600); err != nil {
@@ -54,7 +63,8 @@ server_url = "https://mcias.test"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Seal.Argon2MemoryKiB != 65536 || cfg.PKI.OCSPLifetime.Duration != time.Hour || cfg.PKI.RefreshInterval.Duration != time.Minute {
+	if cfg.Seal.Argon2MemoryKiB != 65536 || cfg.PKI.OCSPLifetime.Duration != time.Hour || cfg.PKI.RefreshInterval.Duration != time.Minute ||
+		cfg.ACME.HTTP01Port != 80 || cfg.ACME.ValidationBackoff.Duration != 5*time.Second || cfg.ACME.OrderLifetime.Duration != 24*time.Hour {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"git.metacircular.net/metacircular/mcdsl/grpcserver"
 	"git.metacircular.net/metacircular/mcdsl/snapshot"
 	mcv1 "git.metacircular.net/metacircular/metacrypt/gen/metacrypt/v1"
+	"git.metacircular.net/metacircular/metacrypt/internal/acme"
 	"git.metacircular.net/metacircular/metacrypt/internal/barrier"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine/ca"
@@ -44,17 +45,22 @@ var (
 		mcv1.CAService_GetCertificate_FullMethodName, mcv1.CAService_ListCertificates_FullMethodName,
 		mcv1.CAService_GetCRL_FullMethodName, mcv1.CAService_RebuildCRL_FullMethodName,
 	}
+	acmeMethods = []string{
+		mcv1.ACMEService_CreateEAB_FullMethodName, mcv1.ACMEService_ListEABs_FullMethodName,
+		mcv1.ACMEService_RevokeEAB_FullMethodName,
+	}
 )
 
 // methodMaps classifies every Metacrypt RPC. Status and Unseal are
 // public (unseal's credential is the password); the barrier, the mount
 // table and the policy are admin-only; engine RPCs need a token and are
 // authorized by the policy inside the engine, for gRPC, REST, the generic
-// request and the ACME seam alike. Everything that touches the barrier
-// or the policy is seal-required, so it answers Unavailable (503) while
-// sealed before any token is checked.
+// request and the ACME seam alike; the EAB RPCs (ACMEService) need a token
+// and act on the caller's own credentials, any for admins. Everything
+// that touches the barrier or the policy is seal-required, so it answers
+// Unavailable (503) while sealed before any token is checked.
 func methodMaps() grpcserver.MethodMaps {
-	auth := append([]string{mcv1.SysService_ListMounts_FullMethodName, mcv1.EngineService_Request_FullMethodName}, caMethods...)
+	auth := append(append([]string{mcv1.SysService_ListMounts_FullMethodName, mcv1.EngineService_Request_FullMethodName}, caMethods...), acmeMethods...)
 	admin := append([]string{
 		mcv1.SysService_Init_FullMethodName, mcv1.SysService_Seal_FullMethodName,
 		mcv1.SysService_ChangePassword_FullMethodName, mcv1.SysService_Rotate_FullMethodName,
@@ -65,7 +71,7 @@ func methodMaps() grpcserver.MethodMaps {
 		mcv1.SysService_Rotate_FullMethodName, mcv1.SysService_ListMounts_FullMethodName,
 		mcv1.SysService_CreateMount_FullMethodName, mcv1.SysService_DeleteMount_FullMethodName,
 		mcv1.EngineService_Request_FullMethodName,
-	}, policyMethods...), caMethods...)
+	}, policyMethods...), append(caMethods, acmeMethods...)...)
 	return grpcserver.MethodMaps{
 		Public:        set(mcv1.SysService_Status_FullMethodName, mcv1.SysService_Unseal_FullMethodName),
 		AuthRequired:  set(auth...),
@@ -80,6 +86,7 @@ type app struct {
 	mounts  *mount.Table
 	policy  *policy.Engine
 	ca      *ca.Service
+	acme    *acme.Service
 	version string
 	logger  *slog.Logger
 }
@@ -90,6 +97,7 @@ func register(srv *grpcserver.Server, a *app, st *store.Store) {
 	mcv1.RegisterPolicyServiceServer(srv, policyGRPC{app: a})
 	mcv1.RegisterCAServiceServer(srv, caGRPC{app: a})
 	mcv1.RegisterEngineServiceServer(srv, engineGRPC{app: a})
+	mcv1.RegisterACMEServiceServer(srv, acmeGRPC{app: a})
 	snapshot.Register(srv, snapshot.NewServer(st.DB(), "", ServiceName))
 }
 
@@ -104,6 +112,7 @@ var restStatus = map[string]int{
 	mcv1.CAService_GenerateRoot_FullMethodName:    http.StatusCreated,
 	mcv1.CAService_ImportRoot_FullMethodName:      http.StatusCreated,
 	mcv1.CAService_CreateIssuer_FullMethodName:    http.StatusCreated,
+	mcv1.ACMEService_CreateEAB_FullMethodName:     http.StatusCreated,
 }
 
 // restAPI is the REST face of the services on srv, generated from
@@ -114,6 +123,7 @@ func restAPI(srv *grpcserver.Server, logger *slog.Logger) (*gateway.Handler, err
 		gateway.Service(mcv1.RegisterPolicyServiceHandlerClient, mcv1.NewPolicyServiceClient),
 		gateway.Service(mcv1.RegisterCAServiceHandlerClient, mcv1.NewCAServiceClient),
 		gateway.Service(mcv1.RegisterEngineServiceHandlerClient, mcv1.NewEngineServiceClient),
+		gateway.Service(mcv1.RegisterACMEServiceHandlerClient, mcv1.NewACMEServiceClient),
 	)
 }
 

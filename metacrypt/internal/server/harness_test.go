@@ -64,6 +64,7 @@ func TestMain(m *testing.M) {
 	} else {
 		code = m.Run()
 	}
+	stopMCNS()
 	if stop != nil {
 		stop()
 	}
@@ -239,6 +240,8 @@ type harness struct {
 	rest, pki, grpc string
 	conn            *grpc.ClientConn
 	stop            func()
+	// extra is appended to metacrypt.toml (an [acme] section).
+	extra string
 }
 
 // start runs a fresh Metacrypt until the test ends.
@@ -246,9 +249,13 @@ func start(t *testing.T) *harness { return startFrom(t, "") }
 
 // startFrom runs a Metacrypt on a copy of the database file db (a
 // snapshot), or on a fresh one when db is empty.
-func startFrom(t *testing.T, db string) *harness {
+func startFrom(t *testing.T, db string) *harness { return startWith(t, db, "") }
+
+// startWith runs a Metacrypt like startFrom with extra appended to its
+// configuration.
+func startWith(t *testing.T, db, extra string) *harness {
 	t.Helper()
-	h := &harness{dir: t.TempDir(), logs: &syncbuf.Buffer{}}
+	h := &harness{dir: t.TempDir(), logs: &syncbuf.Buffer{}, extra: extra}
 	if db != "" {
 		b, err := os.ReadFile(db) //nolint:gosec // the test's own snapshot
 		if err != nil {
@@ -306,7 +313,7 @@ external_url = "http://%s"
 listen_addr = %q
 crl_lifetime = "24h"
 `, httpLn.Addr(), grpcLn.Addr(), env.cert.CertPath, env.cert.KeyPath, filepath.Join(h.dir, "metacrypt.db"),
-		env.mciasURL, env.ca.CertPath(), pkiLn.Addr(), pkiLn.Addr())
+		env.mciasURL, env.ca.CertPath(), pkiLn.Addr(), pkiLn.Addr()) + h.extra
 	if err := os.WriteFile(h.cfgPath, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -49,14 +49,18 @@ func (h *pkiHTTP) routes(r chi.Router) {
 	r.Post("/v1/pki/{mount}/ocsp", h.ocspPOST)
 }
 
-// handler is the whole HTTP face: the public endpoints and, for any other
-// request, rest (the REST API generated from the proto), which answers
-// unknown paths itself (404 "no such endpoint"). With rest nil it is the
-// public endpoints alone, for the plain-HTTP [pki] listener.
-func (h *pkiHTTP) handler(rest http.Handler) http.Handler {
+// handler is the whole HTTP face: the public endpoints, the routes of
+// more (the ACME server's) and, for any other request, rest (the REST API
+// generated from the proto), which answers unknown paths itself (404 "no
+// such endpoint"). With rest nil it is the public endpoints alone, for the
+// plain-HTTP [pki] listener.
+func (h *pkiHTTP) handler(rest http.Handler, more ...func(chi.Router)) http.Handler {
 	r := chi.NewRouter()
 	r.Use(metrics.ChiRoutes)
 	h.routes(r)
+	for _, m := range more {
+		m(r)
+	}
 	if rest == nil {
 		rest = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { gateway.RoutingError(w, http.StatusNotFound) })
 	}

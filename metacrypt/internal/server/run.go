@@ -8,6 +8,7 @@ import (
 	"git.metacircular.net/metacircular/mcdsl/grpcserver"
 	"git.metacircular.net/metacircular/mcdsl/httpserver"
 	"git.metacircular.net/metacircular/mcdsl/service"
+	acmehttp "git.metacircular.net/metacircular/metacrypt/internal/acme/httpapi"
 	"git.metacircular.net/metacircular/metacrypt/internal/barrier"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine/ca"
@@ -27,9 +28,10 @@ func Builder(version string) func(ctx context.Context, cfg *Config, rt *service.
 // Build constructs Metacrypt on rt, sealed: the store, the barrier, the
 // policy, the mount table with the CA engine, the gRPC API on
 // server.grpc_addr and, on server.listen_addr, its REST face with the
-// public CA endpoints; with pki.listen_addr, those public endpoints alone
-// over plain HTTP too; and the periodic engine work (CRL refresh). Tests
-// hand in pre-bound listeners "http", "grpc" and "pki".
+// public CA endpoints and the ACME server; with pki.listen_addr, those
+// public endpoints alone over plain HTTP too; the periodic engine work
+// (CRL refresh) and the ACME validation queue. Tests hand in pre-bound
+// listeners "http", "grpc" and "pki".
 func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string) error {
 	st, err := store.Open(ctx, cfg.Database.Path, rt.Logger)
 	if err != nil {
@@ -64,14 +66,17 @@ func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string
 	if err != nil {
 		return err
 	}
-	a := &app{barrier: b, mounts: mounts, policy: pol, ca: caSvc, version: version, logger: rt.Logger}
+	acmeSvc := newACME(cfg.ACME, mounts, caSvc, b, rt.Logger)
+	a := &app{barrier: b, mounts: mounts, policy: pol, ca: caSvc, acme: acmeSvc, version: version, logger: rt.Logger}
 	register(gs, a, st)
 	rest, err := restAPI(gs, rt.Logger)
 	if err != nil {
 		return err
 	}
 	public := &pkiHTTP{ca: caSvc, logger: rt.Logger}
-	if err := rt.HTTP(cfg.Server, public.handler(rest)); err != nil {
+	// The ACME server is on the HTTPS listener only (RFC 8555 §6.1).
+	acmeHTTP := acmehttp.New(acmeSvc, rt.Logger)
+	if err := rt.HTTP(cfg.Server, public.handler(rest, acmeHTTP.Routes)); err != nil {
 		return err
 	}
 	rt.GRPC(gs)
@@ -81,6 +86,7 @@ func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string
 	rt.Task("engines", func(ctx context.Context) error {
 		return mounts.Run(ctx, cfg.PKI.RefreshInterval.Duration, rt.Logger)
 	})
+	rt.Task("acme-validation", acmeSvc.RunQueue)
 	return nil
 }
 
