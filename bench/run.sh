@@ -14,6 +14,10 @@
 #   mcproxy  mc-proxy L7 and L4 against haproxy and caddy with the same
 #          certificate and backend, with wrk, h2load and a TLS handshake
 #          loop (bench/mcproxy/run.sh; BENCH_DURATION, at most 10s)
+#   mcr    the mcr binary with a real MCIAS against distribution v3.1.2,
+#          same client, certificate and disk: push/pull MiB/s of a 200 MiB
+#          single-layer and a 50-layer image, manifest GETs/s, pull vs cp
+#          (bench/mcr; BENCH_DURATION, default 10s, for the manifest GETs)
 #
 # Service benchmarks against real peers (haproxy/caddy for mc-proxy,
 # knot/unbound for MCNS, ...) are added beside this script by the issues
@@ -56,9 +60,16 @@ bench_mcproxy() {
 	bench/mcproxy/run.sh
 }
 
+bench_mcr() {
+	# bench/mcr builds mcr and mcias, installs distribution v3.1.2 into
+	# .bin/bench once, runs all three and writes its own result file
+	# (mcr-<stamp>.txt) with the command, commit, machine and parameters.
+	go run ./bench/mcr -duration "${BENCH_DURATION:-10s}" -out bench/results
+}
+
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-	targets=(go mcias mcns mcproxy)
+	targets=(go mcias mcns mcproxy mcr)
 fi
 for t in "${targets[@]}"; do
 	case $t in
@@ -66,8 +77,9 @@ for t in "${targets[@]}"; do
 	mcias) bench_mcias ;;
 	mcns) bench_mcns ;;
 	mcproxy) bench_mcproxy ;;
+	mcr) bench_mcr ;;
 	*)
-		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy)" >&2
+		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy, mcr)" >&2
 		exit 2
 		;;
 	esac
