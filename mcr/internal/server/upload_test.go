@@ -78,6 +78,16 @@ func TestChunkedUploadResumesAfterKilledClient(t *testing.T) {
 	if err := killedPatch(h.host, loc, tok, blob[first:2<<20], first, 300<<10); err != nil {
 		t.Fatal(err)
 	}
+	// The server notices the dropped connection on its own schedule (a
+	// loaded machine may take a while); until then the session is still
+	// receiving and its status may change. Resume once it has given up.
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(h.logs.String(), "unexpected EOF") {
+		if time.Now().After(deadline) {
+			t.Fatal("the server never noticed the killed client")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	c2 := h.client(alice)
 	end := uploadRange(t, c2, loc)
