@@ -37,7 +37,7 @@ up: deps-run build
 # under the race detector, which needs cgo for that run only. End-to-end
 # tests that only drive built binaries run once: their race coverage is the
 # packages' own tests.
-RACE_PKGS = $(shell go list ./... | grep -v '^git.metacircular.net/metacircular/test/e2e$$')
+RACE_PKGS = $(shell go list ./... | grep -v -e '^git.metacircular.net/metacircular/test/e2e$$' -e '^git.metacircular.net/metacircular/mcp/e2e$$')
 
 test: deps-test proto-check
 	METACIRCULAR_REQUIRE_TOOLS=1 go test -count=1 -timeout 25m ./...

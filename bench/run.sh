@@ -18,6 +18,9 @@
 #          same client, certificate and disk: push/pull MiB/s of a 200 MiB
 #          single-layer and a 50-layer image, manifest GETs/s, pull vs cp
 #          (bench/mcr; BENCH_DURATION, default 10s, for the manifest GETs)
+#   mcp    MCP deploy latency (mcp deploy → route serving, p50/p99 over 20
+#          deploys) beside a bare podman run + wait-for-port of the same
+#          image, and mcp-agent RSS idle and with 20 services (bench/mcp/run.sh)
 #
 # Service benchmarks against real peers (haproxy/caddy for mc-proxy,
 # knot/unbound for MCNS, ...) are added beside this script by the issues
@@ -53,6 +56,12 @@ bench_mcns() {
 	bench/mcns/run.sh
 }
 
+bench_mcp() {
+	# bench/mcp/run.sh runs BenchmarkDeploy in mcp/e2e on the real platform
+	# and writes its own result file (mcp-<stamp>.txt).
+	bench/mcp/run.sh
+}
+
 bench_mcproxy() {
 	# bench/mcproxy/run.sh installs wrk, h2load and the peers if missing
 	# and writes its own result file (mcproxy-<stamp>.txt) with commands,
@@ -69,7 +78,7 @@ bench_mcr() {
 
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-	targets=(go mcias mcns mcproxy mcr)
+	targets=(go mcias mcns mcproxy mcr mcp)
 fi
 for t in "${targets[@]}"; do
 	case $t in
@@ -78,8 +87,9 @@ for t in "${targets[@]}"; do
 	mcns) bench_mcns ;;
 	mcproxy) bench_mcproxy ;;
 	mcr) bench_mcr ;;
+	mcp) bench_mcp ;;
 	*)
-		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy, mcr)" >&2
+		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy, mcr, mcp)" >&2
 		exit 2
 		;;
 	esac
