@@ -9,14 +9,15 @@ mode=${1:-run}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
 # Debian packages per mode. Later services add theirs here. dnsutils (dig)
-# is in run_pkgs because `make up` tells the operator to use it.
-run_pkgs=(ca-certificates openssl curl dnsutils)
+# is in run_pkgs because `make up` tells the operator to use it; podman and
+# runc because the MCP agent `make up` starts runs containers with them.
+run_pkgs=(ca-certificates openssl curl dnsutils podman runc)
 # gcc and libc6-dev: the race detector (go test -race) needs cgo. nginx,
 # python3, knot and knot-dnsutils (kdig): the peers and real clients the
 # protocol tests run beside ours. Their daemons are never started by the
 # install (see policy-rc.d below); tests start their own on loopback.
 # certbot and lego: the ACME clients Metacrypt's ACME server is tested with.
-test_pkgs=("${run_pkgs[@]}" podman runc protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev
+test_pkgs=("${run_pkgs[@]}" protobuf-compiler libprotobuf-dev zstd chromium libnss3-tools gcc libc6-dev
 	nginx python3 knot knot-dnsutils skopeo certbot lego openssh-server openssh-client)
 
 case "$mode" in
@@ -96,7 +97,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	trap - EXIT
 fi
 
-if [ "$mode" = test ]; then
+if [ "$mode" = test ] || [ "$mode" = run ]; then
 	# Podman here runs containers with runc (crun fails in this kind of
 	# sandbox) and needs explicit ulimits. Only a file we wrote is replaced;
 	# an operator's own containers.conf is left alone with a warning.
@@ -108,6 +109,6 @@ if [ "$mode" = test ]; then
 		printf '%s\n' "$want" | as_root tee "$conf" >/dev/null
 		echo "deps: wrote $conf"
 	elif ! grep -q 'runtime *= *"runc"' "$conf"; then
-		echo "deps: warning: $conf exists and does not select runc; podman tests may fail" >&2
+		echo "deps: warning: $conf exists and does not select runc; podman may fail" >&2
 	fi
 fi

@@ -50,7 +50,7 @@ func newRootCommand() *cobra.Command {
 		Short: "Run the Metacircular platform on this machine",
 		Long: `metacircular runs the Metacircular platform on one machine as child
 processes, in bootstrap order: the seed PKI, then ` + strings.Join(serviceNames(), ", ") + `
-(the services implemented so far; MCP joins as it lands).
+(the services implemented so far; the MCP master joins as it lands).
 All state (seed CA, configs, databases, logs) lives under one root
 directory, so running "up" again reuses it.`,
 		Example: `  metacircular up                 # state under ./srv; Ctrl-C stops it

@@ -30,17 +30,29 @@ const (
 )
 
 // buildBinary compiles this command and the platform services it starts
-// into dir, as `make build` would, and returns the launcher's path.
+// into dir/bin, as `make build` would, beside a copy of the example
+// service's Dockerfile (so dir looks like a checkout to the launcher), and
+// returns the launcher's path.
 func buildBinary(t *testing.T, dir string) string {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "-ldflags", "-X main.version="+testVersion,
+	bin := filepath.Join(dir, "bin")
+	cmd := exec.Command("go", "build", "-o", bin+"/", "-ldflags", "-X main.version="+testVersion,
 		".", "../../mcias/cmd/mcias", "../../mcias/cmd/mciasctl", "../../mcns/cmd/mcns", "../../mcns/cmd/mcnsctl",
 		"../../mcproxy/cmd/mc-proxy", "../../mcproxy/cmd/mcproxyctl", "../../metacrypt/cmd/metacrypt", "../../metacrypt/cmd/metacryptctl",
-		"../../mcr/cmd/mcr", "../../mcr/cmd/mcrctl")
+		"../../mcr/cmd/mcr", "../../mcr/cmd/mcrctl", "../../mcp/cmd/mcp", "../../mcp/cmd/mcp-agent", "../../mcp/examples/hello/cmd/hello")
+	// Static binaries, as make build makes them: hello runs FROM scratch.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return filepath.Join(dir, "metacircular")
+	example := filepath.Join(dir, "mcp", "examples", "hello", "Dockerfile")
+	if err := os.MkdirAll(filepath.Dir(example), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(example, readFile(t, "../../mcp/examples/hello/Dockerfile"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(bin, "metacircular")
 }
 
 type result struct {
@@ -186,7 +198,7 @@ func TestCLI(t *testing.T) {
 	t.Run("help", func(t *testing.T) {
 		// --help names the services up starts, and only those.
 		out := mustRun(t, bin, "--help")
-		if !strings.Contains(out, "then mcias, metacrypt, mcr, mcns, mc-proxy") || strings.Contains(out, "MCR and MCP join") {
+		if !strings.Contains(out, "then mcias, metacrypt, mcr, mcns, mc-proxy, mcp") || strings.Contains(out, "MCP joins") {
 			t.Errorf("--help:\n%s", out)
 		}
 		for _, c := range []string{"up", "down", "status", "env", "ca", "version"} {
@@ -267,6 +279,7 @@ func TestCLI(t *testing.T) {
 		checkMCNS(t, bin, root, password)
 		checkMCProxy(t, bin, root)
 		checkMCR(t, bin, root, password)
+		checkMCP(t, bin, root, up.out.String(), password)
 		checkEnv(t, bin, root, password)
 		wantFailure(t, run(t, bin, nil, "up", "--root", root), fmt.Sprintf("already running on %s (pid %d)", root, up.cmd.Process.Pid))
 
@@ -278,7 +291,7 @@ func TestCLI(t *testing.T) {
 		}
 		if !strings.Contains(up.out.String(), "mcias is healthy") || !strings.Contains(up.out.String(), "metacrypt is healthy") ||
 			!strings.Contains(up.out.String(), "mcns is healthy") || !strings.Contains(up.out.String(), "mcr is healthy") ||
-			!strings.Contains(up.out.String(), "mc-proxy is healthy") {
+			!strings.Contains(up.out.String(), "mc-proxy is healthy") || !strings.Contains(up.out.String(), "mcp is healthy") {
 			t.Errorf("up output:\n%s", up.out)
 		}
 		assertNoRuntimeFiles(t, root)
@@ -345,7 +358,7 @@ func checkEnv(t *testing.T, bin, root, adminPassword string) {
 		env = append(env, k+"="+vars[k])
 	}
 	for _, k := range []string{"METACIRCULAR_ROOT", "METACIRCULAR_CA", "METACIRCULAR_MCIAS", "METACIRCULAR_MCNS", "METACIRCULAR_MCPROXY_SOCKET",
-		"METACIRCULAR_METACRYPT", "METACIRCULAR_MCR"} {
+		"METACIRCULAR_METACRYPT", "METACIRCULAR_MCR", "METACIRCULAR_MCP_AGENT", "MCP_CONFIG"} {
 		if vars[k] == "" {
 			t.Errorf("env lacks %s:\n%s", k, out)
 		}
@@ -418,8 +431,8 @@ type platformStatus struct {
 }
 
 // endpoints returns the endpoints of the named service, which must be
-// running and healthy, in a platform of MCIAS, Metacrypt, MCR, MCNS, then
-// mc-proxy.
+// running and healthy, in a platform of MCIAS, Metacrypt, MCR, MCNS,
+// mc-proxy, then MCP.
 func endpoints(t *testing.T, bin, root, name string) map[string]string {
 	t.Helper()
 	var st platformStatus
@@ -430,8 +443,8 @@ func endpoints(t *testing.T, bin, root, name string) map[string]string {
 	for _, s := range st.Services {
 		names = append(names, s.Name)
 	}
-	if strings.Join(names, ",") != "mcias,metacrypt,mcr,mcns,mc-proxy" {
-		t.Fatalf("status services: %+v; want mcias, metacrypt, mcr, mcns, then mc-proxy", st.Services)
+	if strings.Join(names, ",") != "mcias,metacrypt,mcr,mcns,mc-proxy,mcp" {
+		t.Fatalf("status services: %+v; want mcias, metacrypt, mcr, mcns, mc-proxy, then mcp", st.Services)
 	}
 	for _, s := range st.Services {
 		if s.Name == name {
@@ -662,5 +675,67 @@ func checkMCR(t *testing.T, bin, root, adminPassword string) {
 	mcias := endpoints(t, bin, root, "mcias")["web"]
 	if !strings.HasPrefix(out, "200 "+mcias) {
 		t.Fatalf("MCR's sign-in through MCIAS: %s (want 200 at %s)", out, mcias)
+	}
+}
+
+// checkMCP runs the example deployment "up" prints, verbatim: mcp login,
+// build (podman build, push to MCR), deploy; the service then answers
+// through mc-proxy with a Metacrypt certificate the seed root verifies,
+// under the name the agent registered in MCNS; undeploy removes it.
+func checkMCP(t *testing.T, bin, root, upOutput, adminPassword string) {
+	t.Helper()
+	const domain = "mcp.metacircular.net"
+	var steps [][]string
+	curlLine := ""
+	lines := strings.Split(upOutput, "\n")
+	for i, l := range lines {
+		if !strings.Contains(l, "MCP: deploy the example service") {
+			continue
+		}
+		for _, step := range lines[i+1 : i+5] {
+			if cmd, _, _ := strings.Cut(strings.TrimSpace(step), "   #"); strings.HasPrefix(cmd, "curl ") {
+				curlLine = cmd
+			} else {
+				steps = append(steps, strings.Fields(cmd))
+			}
+		}
+	}
+	if len(steps) != 3 || curlLine == "" {
+		t.Fatalf("up does not print the example's deploy commands:\n%s", upOutput)
+	}
+	podmanEnv := []string{"REGISTRY_AUTH_FILE=" + filepath.Join(t.TempDir(), "auth.json")}
+	mcp := func(stdin string, args []string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), podmanEnv...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	mcp(adminPassword+"\n", append(steps[0], "--password-stdin"))
+	mcr := endpoints(t, bin, root, "mcr")["registry"]
+	t.Cleanup(func() { _ = exec.Command("podman", "rmi", "-f", mcr+"/hello:v1.0.0").Run() })
+	mcp("", steps[1])
+	cfg := steps[2][2]
+	t.Cleanup(func() { _ = exec.Command(steps[2][0], "--config", cfg, "undeploy", "hello").Run() })
+	mcp("", steps[2])
+
+	curl := strings.Fields(curlLine)
+	out, err := exec.Command(curl[0], append([]string{"-sS", "--fail", "--max-time", "10"}, curl[1:]...)...).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "hello ") {
+		t.Fatalf("%s: %v\n%s", curlLine, err, out)
+	}
+	ep := endpoints(t, bin, root, "mcns")
+	_, dnsPort, _ := net.SplitHostPort(ep["dns"])
+	if a, err := exec.Command("dig", "+short", "@127.0.0.1", "-p", dnsPort, "hello.svc."+domain, "A").CombinedOutput(); err != nil || strings.TrimSpace(string(a)) != "127.0.0.1" {
+		t.Fatalf("dig hello.svc.%s: %v %q", domain, err, a)
+	}
+
+	mcp("", []string{steps[2][0], "--config", cfg, "undeploy", "hello"})
+	if out, err := exec.Command(curl[0], append([]string{"-sS", "--fail", "--max-time", "10"}, curl[1:]...)...).CombinedOutput(); err == nil {
+		t.Fatalf("hello still answers after undeploy: %s", out)
 	}
 }

@@ -13,6 +13,6 @@ func Platform() []Service {
 		// mc-proxy belongs before MCR and MCNS in the bootstrap order, but
 		// its seed routes need their backends' ports: it starts last.
 		MCProxy,
-		// MCP joins here.
+		MCP,
 	}
 }

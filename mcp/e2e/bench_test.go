@@ -159,7 +159,7 @@ func (t *tbWorld) buildRelease(version string) {
 		t.tb.Fatal(err)
 	}
 	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", filepath.Join(dir, "hello"),
-		"git.metacircular.net/metacircular/mcp/e2e/testdata/hello")
+		"git.metacircular.net/metacircular/mcp/examples/hello/cmd/hello")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.tb.Fatalf("go build: %v\n%s", err, out)

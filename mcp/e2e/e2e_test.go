@@ -88,7 +88,7 @@ func (w *world) buildHello(version string) {
 		w.t.Fatal(err)
 	}
 	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", filepath.Join(dir, "hello"),
-		"git.metacircular.net/metacircular/mcp/e2e/testdata/hello")
+		"git.metacircular.net/metacircular/mcp/examples/hello/cmd/hello")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		w.t.Fatalf("go build hello: %v\n%s", err, out)

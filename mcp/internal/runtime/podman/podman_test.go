@@ -41,7 +41,7 @@ func testPodman(t *testing.T) (*Podman, string) {
 	})
 	ctxDir := filepath.Join(dir, "ctx")
 	build := exec.Command("go", "build", "-ldflags", "-X main.version=v9.9.9", "-o", filepath.Join(ctxDir, "hello"),
-		"git.metacircular.net/metacircular/mcp/e2e/testdata/hello")
+		"git.metacircular.net/metacircular/mcp/examples/hello/cmd/hello")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

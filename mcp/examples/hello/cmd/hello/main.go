@@ -1,5 +1,6 @@
-// Command hello is the small HTTP service the MCP end-to-end tests build
-// into an image, deploy, redeploy and recover: it answers "hello
+// Command hello is MCP's example service: "metacircular up" shows how to
+// build it into an image, push it to MCR and deploy it, and the MCP
+// end-to-end tests deploy, redeploy and recover it. It answers "hello
 // <version>" (then $MARK when set) on :$PORT, /v1/health with 200 (500 when $FAIL_HEALTH is
 // set), waits $SLEEP before listening when set, and drains on SIGTERM.
 package main
