@@ -170,14 +170,9 @@ func (e *Engine) Begin(kind, service string, sp *spec.Service) (registry.Operati
 	}
 	e.running[service] = 0
 	e.mu.Unlock()
-	release := func() {
-		e.mu.Lock()
-		delete(e.running, service)
-		e.mu.Unlock()
-	}
 	op, err := e.prepare(ctx, kind, service, sp)
 	if err != nil {
-		release()
+		e.release(service, 0)
 		return registry.Operation{}, nil, err
 	}
 	e.mu.Lock()
@@ -187,7 +182,7 @@ func (e *Engine) Begin(kind, service string, sp *spec.Service) (registry.Operati
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		defer release()
+		defer e.release(service, op.ID)
 		l := e.lockFor(service)
 		l.Lock()
 		defer l.Unlock()
@@ -222,6 +217,17 @@ func (e *Engine) prepare(ctx context.Context, kind, service string, sp *spec.Ser
 		return op, err
 	}
 	return e.Registry.Operation(ctx, id)
+}
+
+// release marks service free of operation id, unless another operation
+// has taken it since (finish releases before the final event, so a caller
+// that saw it may begin the next operation at once).
+func (e *Engine) release(service string, id int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if cur, ok := e.running[service]; ok && cur == id {
+		delete(e.running, service)
+	}
 }
 
 func (e *Engine) lockFor(service string) *sync.Mutex {
@@ -275,9 +281,7 @@ func (e *Engine) Resume(ctx context.Context) error {
 		l.Lock()
 		e.execute(ctx, op)
 		l.Unlock()
-		e.mu.Lock()
-		delete(e.running, op.Service)
-		e.mu.Unlock()
+		e.release(op.Service, op.ID)
 	}
 	return nil
 }
@@ -389,6 +393,10 @@ func (e *Engine) finish(ctx context.Context, op registry.Operation, state string
 		e.log.Info("operation succeeded", "operation", op.ID, "service", op.Service, "kind", op.Kind, "revision", op.Revision)
 	}
 	ev, _ := e.Registry.AddEvent(ctx, registry.Event{Operation: op.ID, Service: op.Service, Kind: op.Kind, Step: "end", State: state, Message: msg})
+	// The operation is over: whoever sees the final event may begin the
+	// next one on the service (it waits for the service's lock, which the
+	// caller of execute releases right after).
+	e.release(op.Service, op.ID)
 	e.broker.publish(Event{Event: ev, Final: true, Result: state, Error: msg})
 }
 

@@ -73,6 +73,10 @@ func newNode(t *testing.T) *node {
 			t.Fatalf("deploy: %+v", ev)
 		}
 	}
+	// The final event comes just before the operation lets go of the
+	// service; a monitor pass before that skips the service, as it skips
+	// any service an operation holds.
+	n.eng.Wait()
 	return n
 }
 
