@@ -35,9 +35,11 @@ up: deps-run build
 
 # Every test runs twice: as built for production (CGO_ENABLED=0), then
 # under the race detector, which needs cgo for that run only. End-to-end
-# tests that only drive built binaries run once: their race coverage is the
+# tests that only drive built binaries (test/e2e, mcp/e2e, and the
+# launcher's, cmd/metacircular) run once: their race coverage is the
 # packages' own tests.
-RACE_PKGS = $(shell go list ./... | grep -v -e '^git.metacircular.net/metacircular/test/e2e$$' -e '^git.metacircular.net/metacircular/mcp/e2e$$')
+RACE_PKGS = $(shell go list ./... | grep -v -e '^git.metacircular.net/metacircular/test/e2e$$' -e '^git.metacircular.net/metacircular/mcp/e2e$$' \
+	-e '^git.metacircular.net/metacircular/cmd/metacircular$$')
 
 test: deps-test proto-check
 	METACIRCULAR_REQUIRE_TOOLS=1 go test -count=1 -timeout 25m ./...
