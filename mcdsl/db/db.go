@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -38,10 +39,24 @@ type Options struct {
 	Migrations []Migration
 }
 
+// maxIdleConns is how many pooled connections stay open between uses.
+// database/sql keeps 2 by default and closes the rest as they come back,
+// so a service answering a few requests at once opens and closes SQLite
+// connections (file open, pragmas, schema read, and the statements
+// prepared there) all the time; 16 covers the concurrency of a small
+// host's services. Idle ones close after connMaxIdleTime.
+const (
+	maxIdleConns    = 16
+	connMaxIdleTime = 5 * time.Minute
+)
+
 // DB is an open platform database.
 type DB struct {
 	*sql.DB
 	path string
+	// stmts caches the statements of Prepared by query text.
+	mu    sync.RWMutex
+	stmts map[string]*sql.Stmt
 }
 
 // Open opens (creating if needed) the SQLite database at path, applies the
@@ -74,6 +89,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	sqldb.SetMaxIdleConns(maxIdleConns)
+	sqldb.SetConnMaxIdleTime(connMaxIdleTime)
 	if err := chmod(path, FileMode); err != nil {
 		// Never fatal: under rootless user namespaces the file can belong to
 		// a mapped UID that may not chmod it, and the service must still run.
@@ -91,6 +108,45 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 
 // Path returns the database file path.
 func (d *DB) Path() string { return d.path }
+
+// Prepared returns query as a statement prepared once and kept for the
+// life of d, for the statements a service runs on every request: SQLite
+// then parses the SQL text once per pooled connection instead of at every
+// call. The statement is safe for concurrent use; use it in a
+// transaction with tx.StmtContext. Do not close it: Close does.
+func (d *DB) Prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	d.mu.RLock()
+	st, ok := d.stmts[query]
+	d.mu.RUnlock()
+	if ok {
+		return st, nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if st, ok := d.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := d.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if d.stmts == nil {
+		d.stmts = map[string]*sql.Stmt{}
+	}
+	d.stmts[query] = st
+	return st, nil
+}
+
+// Close closes the prepared statements and the database.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	for _, st := range d.stmts {
+		_ = st.Close()
+	}
+	d.stmts = nil
+	d.mu.Unlock()
+	return d.DB.Close()
+}
 
 // Migrate applies every migration not yet recorded in schema_migrations, in
 // version order, each in its own transaction.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -275,5 +276,107 @@ func TestUniqueAndTimes(t *testing.T) {
 	}
 	if err := d.QueryRowContext(ctx, `SELECT at FROM t WHERE k = 'a'`).Scan(Time(&got)); err == nil {
 		t.Error("a corrupt stored time scanned without error")
+	}
+}
+
+func TestPreparedReusedConcurrentlyAndInTx(t *testing.T) {
+	ctx := context.Background()
+	var runs atomic.Int32
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "svc.db"), Options{Migrations: counterMigrations(&runs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const insert = `INSERT INTO items (name) VALUES (?)`
+	const count = `SELECT COUNT(*) FROM items WHERE name = ?`
+	a, err := d.Prepared(ctx, insert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.Prepared(ctx, insert); err != nil || b != a {
+		t.Fatalf("second Prepared = %p, %v; want the cached %p", b, err, a)
+	}
+	if _, err := d.Prepared(ctx, `SELECT nope FROM nowhere`); err == nil {
+		t.Fatal("a statement that does not compile was prepared")
+	}
+	// More writers and readers at once than the pool keeps idle by
+	// default, each through the cached statements.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 32 {
+		wg.Go(func() {
+			ins, err := d.Prepared(ctx, insert)
+			if err == nil {
+				_, err = ins.ExecContext(ctx, "w")
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			sel, err := d.Prepared(ctx, count)
+			var n int
+			if err == nil {
+				err = sel.QueryRowContext(ctx, "w").Scan(&n)
+			}
+			if err != nil || n < 1 {
+				errs <- fmt.Errorf("count %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// In a transaction: rolled back, nothing stays.
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.StmtContext(ctx, a).ExecContext(ctx, "tx"); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback()
+	sel, err := d.Prepared(ctx, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := sel.QueryRowContext(ctx, "tx").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rolled-back insert: count %d, %v", n, err)
+	}
+	if err := sel.QueryRowContext(ctx, "w").Scan(&n); err != nil || n != 32 {
+		t.Fatalf("concurrent inserts: count %d, %v", n, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.QueryRowContext(ctx, "w").Scan(&n); err == nil {
+		t.Fatal("a prepared statement still runs after Close")
+	}
+}
+
+// TestIdleConnectionsKept checks connections come back to the pool
+// instead of being closed, as database/sql's default of 2 idle
+// connections would do under a little concurrency.
+func TestIdleConnectionsKept(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "svc.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conns := make([]*sql.Conn, 8)
+	for i := range conns {
+		if conns[i], err = d.Conn(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := d.Stats(); st.MaxIdleClosed != 0 || st.Idle != len(conns) {
+		t.Fatalf("after returning %d connections: %+v", len(conns), st)
 	}
 }
