@@ -408,6 +408,7 @@ func checkEnv(t *testing.T, bin, root, adminPassword string) {
 	if out, err := exec.Command("openssl", "verify", "-CAfile", vars["METACIRCULAR_CA"], "-untrusted", chain, chain).CombinedOutput(); err != nil {
 		t.Errorf("openssl verify of a Metacrypt certificate against the seed root: %v\n%s", err, out)
 	}
+	checkSSO(t, bin, root, "metacrypt")
 	// The ACME directory the launcher prints answers (RFC 8555 §7.1.1).
 	acme := endpoints(t, bin, root, "metacrypt")["acme"]
 	if out, err := exec.Command("curl", "-sS", "--fail", "--max-time", "10", "--cacert", vars["METACIRCULAR_CA"], acme).CombinedOutput(); err != nil ||
@@ -670,11 +671,19 @@ func checkMCR(t *testing.T, bin, root, adminPassword string) {
 		t.Fatalf("GET /v2/ with a token through mc-proxy: %s", out)
 	}
 
+	checkSSO(t, bin, root, "mcr")
+}
+
+// checkSSO: the web UI of service svc sends a browser to MCIAS's login
+// page, which MCIAS only shows for a registered SSO client.
+func checkSSO(t *testing.T, bin, root, svc string) {
+	t.Helper()
 	jar := filepath.Join(t.TempDir(), "jar")
-	out := curl("-L", "-c", jar, "-b", jar, "-o", "/dev/null", "-w", "%{http_code} %{url_effective}", ep["web"]+"login")
+	out, err := exec.Command("curl", "-sS", "--max-time", "10", "--cacert", filepath.Join(root, "ca", "ca.crt"), "-L", "-c", jar, "-b", jar,
+		"-o", "/dev/null", "-w", "%{http_code} %{url_effective}", endpoints(t, bin, root, svc)["web"]+"login").CombinedOutput()
 	mcias := endpoints(t, bin, root, "mcias")["web"]
-	if !strings.HasPrefix(out, "200 "+mcias) {
-		t.Fatalf("MCR's sign-in through MCIAS: %s (want 200 at %s)", out, mcias)
+	if err != nil || !strings.HasPrefix(string(out), "200 "+mcias) {
+		t.Fatalf("%s's sign-in through MCIAS: %v %s (want 200 at %s)", svc, err, out, mcias)
 	}
 }
 

@@ -40,9 +40,13 @@ func prepareMCIAS(ctx context.Context, env *Env) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	// MCR's web URL, for its SSO registration: ports persist by key, so
-	// MCR's Prepare finds the same one.
+	// The web UIs' URLs, for their SSO registrations: ports persist by
+	// key, so the services' own Prepare find the same ones.
 	mcrWeb, err := mcrWebURL(env)
+	if err != nil {
+		return nil, err
+	}
+	metacryptWeb, err := metacryptWebURL(env)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +81,19 @@ rp_id = "localhost"
 rp_display_name = "Metacircular (local)"
 rp_origins = ["https://localhost:%d"]
 
-# MCR's web UI signs in here (SSO); redirect_uri must match MCR's
-# web.sso_redirect_uri byte for byte.
+# The web UIs of Metacrypt and MCR sign in here (SSO); each redirect_uri
+# must match the service's web.sso_redirect_uri byte for byte.
+[[sso_clients]]
+client_id = "metacrypt"
+redirect_uri = %q
+service_name = "metacrypt"
+
 [[sso_clients]]
 client_id = "mcr"
 redirect_uri = %q
 service_name = "mcr"
-`, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, "https://"+host, httpsPort, httpsPort, mcrWeb+"/sso/callback")
+`, httpsAddr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, "https://"+host, httpsPort, httpsPort,
+			metacryptWeb+"/sso/callback", mcrWeb+"/sso/callback")
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}

@@ -1,8 +1,9 @@
 // Package client is the public Go client for Metacrypt over gRPC
 // (metacrypt.v1): the barrier (status, init, unseal, seal, password,
 // rotation), mounts, the CA engine (issuers, issue, sign, renew, revoke,
-// search, CRLs), the policy, the generic engine request and the ACME
-// server's External Account Binding credentials. metacryptctl
+// search, CRLs), the SSH CA (ssh.go), transit (transit.go) and
+// user-to-user (u2u.go) engines, the policy, the generic engine request
+// and the ACME server's External Account Binding credentials. metacryptctl
 // is built on it; the MCP agent uses it to get certificates. Tokens are
 // MCIAS tokens: log in to MCIAS (mcias/client or mcdsl/auth) and pass the
 // token here. It imports only the generated code and mcdsl, never
@@ -27,12 +28,15 @@ func KindOf(err error) apierr.Kind { return apierr.KindOf(err) }
 
 // Client calls one Metacrypt server.
 type Client struct {
-	conn   *grpcclient.Conn
-	sys    mcv1.SysServiceClient
-	policy mcv1.PolicyServiceClient
-	ca     mcv1.CAServiceClient
-	engine mcv1.EngineServiceClient
-	acme   mcv1.ACMEServiceClient
+	conn    *grpcclient.Conn
+	sys     mcv1.SysServiceClient
+	policy  mcv1.PolicyServiceClient
+	ca      mcv1.CAServiceClient
+	engine  mcv1.EngineServiceClient
+	acme    mcv1.ACMEServiceClient
+	ssh     mcv1.SSHServiceClient
+	transit mcv1.TransitServiceClient
+	u2u     mcv1.U2UServiceClient
 }
 
 // New returns a client for Metacrypt's gRPC address (host:port) trusting
@@ -46,6 +50,7 @@ func New(addr, caFile, token string) (*Client, error) {
 	return &Client{
 		conn: conn, sys: mcv1.NewSysServiceClient(conn), policy: mcv1.NewPolicyServiceClient(conn),
 		ca: mcv1.NewCAServiceClient(conn), engine: mcv1.NewEngineServiceClient(conn), acme: mcv1.NewACMEServiceClient(conn),
+		ssh: mcv1.NewSSHServiceClient(conn), transit: mcv1.NewTransitServiceClient(conn), u2u: mcv1.NewU2UServiceClient(conn),
 	}, nil
 }
 
@@ -164,7 +169,8 @@ func (c *Client) Mounts(ctx context.Context) ([]Mount, error) {
 	return out, nil
 }
 
-// CreateMount mounts an engine ("ca") under name (admin).
+// CreateMount mounts an engine ("ca", "ssh", "transit", "u2u") under name
+// (admin).
 func (c *Client) CreateMount(ctx context.Context, name, typ string) (Mount, error) {
 	r, err := c.sys.CreateMount(ctx, &mcv1.CreateMountRequest{Name: name, Type: typ})
 	if err != nil {

@@ -1,6 +1,7 @@
 // Command metacryptctl manages Metacrypt over its gRPC API: the barrier
 // (init, unseal, seal, status, password, rotate), mounts, the CA engine
-// (root, issuers, issue, sign, renew, revoke, list, crl), the policy,
+// (root, issuers, issue, sign, renew, revoke, list, crl), the SSH CA
+// (ssh), transit (transit) and user-to-user (u2u) engines, the policy,
 // generic engine requests and the ACME server's EAB credentials. It logs
 // in through MCIAS ("metacryptctl login") or uses a token given with
 // --token or $METACRYPTCTL_TOKEN.
@@ -64,7 +65,7 @@ func withClient(needToken bool, f func(c *client.Client) error) error {
 func newRoot() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "metacryptctl",
-		Short: "Manage Metacrypt: the seal, mounts, the CA and the policy",
+		Short: "Manage Metacrypt: the seal, mounts, the CA, SSH CA, transit and u2u engines, and the policy",
 		Long: `metacryptctl talks to Metacrypt's gRPC API. "metacryptctl login" logs in through
 MCIAS and saves the Metacrypt address, the MCIAS address, the CA and the
 token to a session file (mode 0600); later commands use it. --token or
@@ -75,7 +76,8 @@ JSON for scripts.
 
 Metacrypt starts sealed: "metacryptctl unseal" (no login needed) opens it
 with the unseal password. CA commands work on the mount given by --mount
-(default "pki").`,
+(default "pki"); "ssh", "transit" and "u2u" commands on the mount of that
+name by default.`,
 		Example: `  metacryptctl --server metacrypt.svc.mcp.metacircular.net:9443 --mcias mcias.svc.mcp.metacircular.net:9443 login -u admin
   metacryptctl unseal
   metacryptctl issue services --dns mcq.svc.mcp.metacircular.net --cert-file mcq.crt --key-file mcq.key`,
@@ -86,7 +88,7 @@ with the unseal password. CA commands work on the mount given by --mount
 	tool.Flags(cmd)
 	cmd.AddCommand(tool.LoginCommand(), initCmd(), unsealCmd(), sealCmd(), statusCmd(), passwordCmd(), rotateCmd(), mountsCmd(),
 		rootCmd(), issuersCmd(), issueCmd(), signCmd(), renewCmd(), revokeCmd(), listCmd(), showCmd(), crlCmd(),
-		policyCmd(), requestCmd(), acmeCmd())
+		sshCmd(), transitCmd(), u2uCmd(), policyCmd(), requestCmd(), acmeCmd())
 	return cmd
 }
 

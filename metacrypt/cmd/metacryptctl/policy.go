@@ -90,8 +90,8 @@ func rulesCmd() *cobra.Command {
 		cmd.Flags().Int32Var(&r.Priority, "priority", 100, "lower is evaluated first")
 		cmd.Flags().StringVar(&r.Effect, "effect", "allow", "allow or deny")
 		cmd.Flags().StringSliceVar(&r.Mounts, "mounts", nil, "mount names or globs (none: every mount)")
-		cmd.Flags().StringSliceVar(&r.Operations, "operations", nil, "read, issue, sign, renew, revoke, manage or * (none: all)")
-		cmd.Flags().StringSliceVar(&r.Resources, "resources", nil, "resource globs: issuer/NAME, issuer/*, certs, root (none: all)")
+		cmd.Flags().StringSliceVar(&r.Operations, "operations", nil, "read, issue, sign, renew, revoke, manage; transit: encrypt, decrypt, rewrap, datakey, verify, hmac, export; u2u: send, open; or * (none: all)")
+		cmd.Flags().StringSliceVar(&r.Resources, "resources", nil, "resource globs: issuer/NAME, certs, root; ssh: ca, profile/NAME, profiles, certs, krl; transit: key/NAME, keys; u2u: user/NAME, users (none: all)")
 		cmd.Flags().StringVar(&r.Description, "description", "", "why the rule exists")
 	}
 	var nr client.Rule
@@ -272,7 +272,9 @@ func requestCmd() *cobra.Command {
 		Long: `request runs any engine operation by name with JSON data, under the same
 policy as the typed commands. Output is always JSON.`,
 		Example: `  metacryptctl request pki issue --path issuer/services --data '{"dns_names":["mcq.svc.mcp.metacircular.net"]}'
-  metacryptctl request pki list --data '{"expiring_within":"30d"}'`,
+  metacryptctl request pki list --data '{"expiring_within":"30d"}'
+  metacryptctl request transit encrypt --path key/orders --data '{"plaintext":"aGVsbG8="}'
+  metacryptctl request ssh get-ca`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var d map[string]any
@@ -292,7 +294,7 @@ policy as the typed commands. Output is always JSON.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&path, "path", "", "the operation's resource (issuer/NAME, cert/SERIAL)")
+	cmd.Flags().StringVar(&path, "path", "", "the operation's resource (issuer/NAME, cert/SERIAL, profile/NAME, key/NAME, user/NAME)")
 	cmd.Flags().StringVar(&data, "data", "", "the operation's fields as a JSON object")
 	return cmd
 }

@@ -208,7 +208,7 @@ func mountsCmd() *cobra.Command {
 		}}
 	var typ string
 	create := &cobra.Command{Use: "create NAME", Short: "Mount an engine with a new data key (admin)", Args: cobra.ExactArgs(1),
-		Example: "  metacryptctl mounts create pki --type ca",
+		Example: "  metacryptctl mounts create pki --type ca\n  metacryptctl mounts create ssh --type ssh\n  metacryptctl mounts create transit --type transit\n  metacryptctl mounts create u2u --type u2u",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(true, func(c *client.Client) error {
 				m, err := c.CreateMount(cmd.Context(), args[0], typ)
@@ -218,7 +218,7 @@ func mountsCmd() *cobra.Command {
 				return tool.Print(cmd.OutOrStdout(), m, table([]client.Mount{m}))
 			})
 		}}
-	create.Flags().StringVar(&typ, "type", "ca", "engine type")
+	create.Flags().StringVar(&typ, "type", "ca", "engine type: ca, ssh, transit or u2u")
 	var yes bool
 	del := &cobra.Command{Use: "delete NAME", Short: "Delete a mount and everything in it, keys included (admin)", Args: cobra.ExactArgs(1),
 		Example: "  metacryptctl mounts delete lab-pki --yes",

@@ -27,9 +27,9 @@ type document struct {
 }
 
 // Engine is the policy over its storage (the barrier's sys view). It
-// keeps nothing in memory: each decision reads the stored document, so
-// sealing leaves no policy behind and a change applies to the next
-// request.
+// keeps nothing in memory: each decision (or each request's Snapshot)
+// reads the stored document, so sealing leaves no policy behind and a
+// change applies to the next request.
 type Engine struct {
 	storage engine.Storage
 	// mu serializes changes (read, modify, write).
@@ -178,48 +178,78 @@ func checkCaller(c engine.Caller) error {
 	return nil
 }
 
+// Snapshot is the policy as read once for one caller's request: its rule
+// check and its limit checks then see one document and cost one read of
+// the barrier. It is meant to live as long as the request; nothing of it
+// is kept.
+type Snapshot struct {
+	c engine.Caller
+	d document
+}
+
+// Snapshot reads the policy for the decisions of one request of c (or
+// nothing, for an admin, whom the policy does not bind). It fails like
+// Allow for an unauthenticated caller or a sealed barrier.
+func (e *Engine) Snapshot(ctx context.Context, c engine.Caller) (*Snapshot, error) {
+	if err := checkCaller(c); err != nil {
+		return nil, err
+	}
+	if c.IsAdmin() {
+		return &Snapshot{c: c}, nil
+	}
+	d, err := e.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{c: c, d: d}, nil
+}
+
 // Allow reports, as an error, whether the caller may perform op on
 // resource in mount: nil, engine.ErrDenied naming the reason, or the
 // storage's error (engine.ErrSealed). Admins are always allowed.
 func (e *Engine) Allow(ctx context.Context, c engine.Caller, mount, op, resource string) error {
-	if err := checkCaller(c); err != nil {
-		return err
-	}
-	if c.IsAdmin() {
-		return nil
-	}
-	d, err := e.load(ctx)
+	s, err := e.Snapshot(ctx, c)
 	if err != nil {
 		return err
 	}
-	if dec := EvaluateRules(d.Rules, c, mount, op, resource); !dec.Allowed {
-		return fmt.Errorf("%w: %s may not %s %s on mount %s (%s)", engine.ErrDenied, c.Username, op, resource, mount, dec.Reason)
-	}
-	return nil
+	return s.Allow(mount, op, resource)
 }
 
 // CheckNames reports, as an error, whether every name is within the
 // caller's issuance limits on mount; the error names the first refused
 // one. Admins are not limited.
 func (e *Engine) CheckNames(ctx context.Context, c engine.Caller, mount string, n pki.Names) error {
-	if err := checkCaller(c); err != nil {
-		return err
-	}
-	if c.IsAdmin() {
-		return nil
-	}
-	d, err := e.load(ctx)
+	s, err := e.Snapshot(ctx, c)
 	if err != nil {
 		return err
 	}
+	return s.CheckNames(mount, n)
+}
+
+// Allow is Engine.Allow on the snapshot.
+func (s *Snapshot) Allow(mount, op, resource string) error {
+	if s.c.IsAdmin() {
+		return nil
+	}
+	if dec := EvaluateRules(s.d.Rules, s.c, mount, op, resource); !dec.Allowed {
+		return fmt.Errorf("%w: %s may not %s %s on mount %s (%s)", engine.ErrDenied, s.c.Username, op, resource, mount, dec.Reason)
+	}
+	return nil
+}
+
+// CheckNames is Engine.CheckNames on the snapshot.
+func (s *Snapshot) CheckNames(mount string, n pki.Names) error {
+	if s.c.IsAdmin() {
+		return nil
+	}
 	for _, name := range n.DNS {
-		if dec := EvaluateName(d.Limits, c, mount, name, netip.Addr{}); !dec.Allowed {
-			return fmt.Errorf("%w: %s is outside %s's issuance limits (%s)", engine.ErrDenied, name, c.Username, dec.Reason)
+		if dec := EvaluateName(s.d.Limits, s.c, mount, name, netip.Addr{}); !dec.Allowed {
+			return fmt.Errorf("%w: %s is outside %s's issuance limits (%s)", engine.ErrDenied, name, s.c.Username, dec.Reason)
 		}
 	}
 	for _, ip := range n.IPs {
-		if dec := EvaluateName(d.Limits, c, mount, "", ip); !dec.Allowed {
-			return fmt.Errorf("%w: IP address %s is outside %s's issuance limits (%s)", engine.ErrDenied, ip, c.Username, dec.Reason)
+		if dec := EvaluateName(s.d.Limits, s.c, mount, "", ip); !dec.Allowed {
+			return fmt.Errorf("%w: IP address %s is outside %s's issuance limits (%s)", engine.ErrDenied, ip, s.c.Username, dec.Reason)
 		}
 	}
 	return nil

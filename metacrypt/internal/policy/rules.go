@@ -31,8 +31,17 @@ const (
 	OpManage = "manage"
 )
 
-// Operations lists the operations a rule may name ("*" names all).
-var Operations = []string{OpRead, OpIssue, OpSign, OpRenew, OpRevoke, OpManage}
+// Operations lists the operations a rule may name ("*" names all): the
+// ones above, shared by the engines, then the transit engine's (encrypt,
+// decrypt, rewrap, datakey, verify, hmac, export) and the user-to-user
+// engine's (send, open). The engines import this package, so their
+// operations are listed here by name rather than imported; a test checks
+// every engine's ACL operations are among them.
+var Operations = []string{
+	OpRead, OpIssue, OpSign, OpRenew, OpRevoke, OpManage,
+	"encrypt", "decrypt", "rewrap", "datakey", "verify", "hmac", "export",
+	"send", "open",
+}
 
 // Subject selects callers; empty lists match anyone, and a caller must
 // match every list that is set.

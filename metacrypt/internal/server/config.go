@@ -27,6 +27,7 @@ type Config struct {
 	Seal     SealConfig      `toml:"seal"`
 	PKI      PKIConfig       `toml:"pki"`
 	ACME     ACMEConfig      `toml:"acme"`
+	Web      WebConfig       `toml:"web"`
 }
 
 // SealConfig is the [seal] section: the Argon2id cost of deriving the
@@ -88,6 +89,47 @@ type ACMEConfig struct {
 	ValidationTimeout config.Duration `toml:"validation_timeout"`
 }
 
+// WebConfig is the [web] section: the browser UI on server.listen_addr,
+// signed in through MCIAS single sign-on.
+type WebConfig struct {
+	// Enabled serves the UI on every path of the HTTPS listener outside
+	// /v1/.
+	Enabled bool `toml:"enabled"`
+	// SSOClientID and SSORedirectURI are Metacrypt's registration in
+	// MCIAS ([[sso_clients]]); the redirect URI is
+	// https://<Metacrypt as browsers reach it>/sso/callback.
+	SSOClientID    string `toml:"sso_client_id"`
+	SSORedirectURI string `toml:"sso_redirect_uri"`
+	// SSOMCIASURL is MCIAS as browsers reach it (default
+	// mcias.server_url).
+	SSOMCIASURL string `toml:"sso_mcias_url"`
+}
+
+// webCallbackPath is where the UI takes MCIAS's redirect back.
+const webCallbackPath = "/sso/callback"
+
+// validate checks [web] when the UI is enabled and fills its default.
+func (w *WebConfig) validate(mciasURL string) error {
+	if !w.Enabled {
+		return nil
+	}
+	if w.SSOClientID == "" {
+		return errors.New("web.sso_client_id is required when web.enabled (the client_id of Metacrypt's [[sso_clients]] entry in MCIAS)")
+	}
+	u, err := url.Parse(w.SSORedirectURI)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != webCallbackPath || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("web.sso_redirect_uri must be https://<host[:port]>%s (as registered in MCIAS), got %q", webCallbackPath, w.SSORedirectURI)
+	}
+	if w.SSOMCIASURL == "" {
+		w.SSOMCIASURL = mciasURL
+	}
+	u, err = url.Parse(w.SSOMCIASURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("web.sso_mcias_url must be MCIAS's https:// URL as browsers reach it, got %q", w.SSOMCIASURL)
+	}
+	return nil
+}
+
 // LoadConfig reads and validates metacrypt.toml.
 func LoadConfig(path string) (*Config, error) {
 	var c Config
@@ -112,6 +154,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.ACME.validate(); err != nil {
+		return err
+	}
+	if err := c.Web.validate(c.MCIAS.ServerURL); err != nil {
 		return err
 	}
 	for _, d := range []struct {

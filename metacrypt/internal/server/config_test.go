@@ -20,6 +20,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if len(cfg.ACME.Resolvers) != 2 || cfg.ACME.HTTP01Port != 80 || cfg.ACME.TLSALPN01Port != 443 || cfg.ACME.ValidationAttempts != 5 {
 		t.Fatalf("[acme] %+v", cfg.ACME)
 	}
+	if !cfg.Web.Enabled || cfg.Web.SSOClientID != "metacrypt" || cfg.Web.SSOMCIASURL != cfg.MCIAS.ServerURL {
+		t.Fatalf("[web] %+v", cfg.Web)
+	}
 }
 
 func TestConfigErrorsNameTheKey(t *testing.T) {
@@ -45,6 +48,12 @@ server_url = "https://mcias.test"
 		"[acme]\nvalidation_attempts = 50\n":                     "acme.validation_attempts",
 		"[acme]\nvalidation_backoff = \"1ms\"\n":                 "acme.validation_backoff",
 		"[acme]\norder_lifetime = \"1s\"\n":                      "acme.order_lifetime",
+		"[web]\nenabled = true\n":                                "web.sso_client_id",
+		"[web]\nenabled = true\nsso_client_id = \"m\"\n":         "web.sso_redirect_uri",
+		"[web]\nenabled = true\nsso_client_id = \"m\"\nsso_redirect_uri = \"http://m.test/sso/callback\"\n":                                  "web.sso_redirect_uri",
+		"[web]\nenabled = true\nsso_client_id = \"m\"\nsso_redirect_uri = \"https://m.test/callback\"\n":                                     "web.sso_redirect_uri",
+		"[web]\nenabled = true\nsso_client_id = \"m\"\nsso_redirect_uri = \"https://m.test/sso/callback\"\nsso_mcias_url = \"mcias.test\"\n": "web.sso_mcias_url",
+		"[web]\nenable = true\n": "web.enable",
 	} {
 		p := filepath.Join(t.TempDir(), "metacrypt.toml")
 		if err := os.WriteFile(p, []byte(base+extra), 0o600); err != nil {
@@ -66,5 +75,8 @@ server_url = "https://mcias.test"
 	if cfg.Seal.Argon2MemoryKiB != 65536 || cfg.PKI.OCSPLifetime.Duration != time.Hour || cfg.PKI.RefreshInterval.Duration != time.Minute ||
 		cfg.ACME.HTTP01Port != 80 || cfg.ACME.ValidationBackoff.Duration != 5*time.Second || cfg.ACME.OrderLifetime.Duration != 24*time.Hour {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+	if cfg.Web.Enabled {
+		t.Fatal("the web UI is on by default")
 	}
 }

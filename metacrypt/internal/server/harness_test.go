@@ -54,6 +54,10 @@ var env struct {
 	mciasGRPC string
 	cert      seedpki.Issued
 	tokens    map[string]string
+	// webLn is bound before MCIAS starts, so the web UI's SSO redirect
+	// URI (https://<webLn>/sso/callback) is registered in MCIAS's
+	// configuration; one harness serves on it (harness.httpLn).
+	webLn net.Listener
 }
 
 func TestMain(m *testing.M) {
@@ -101,6 +105,9 @@ func setup() (stop func(), err error) {
 	if env.mciasGRPC, err = freeAddr(); err != nil {
 		return nil, err
 	}
+	if env.webLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(env.dir, "mcias.toml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
 listen_addr = %q
@@ -116,7 +123,11 @@ parallelism = 1
 [throttle]
 account_failures = 100
 ip_failures = 1000
-`, addr, env.mciasGRPC, mciasCert.CertPath, mciasCert.KeyPath, filepath.Join(env.dir, "mcias.db"))), 0o600); err != nil {
+[[sso_clients]]
+client_id = "metacrypt"
+redirect_uri = "https://%s/sso/callback"
+service_name = "metacrypt"
+`, addr, env.mciasGRPC, mciasCert.CertPath, mciasCert.KeyPath, filepath.Join(env.dir, "mcias.db"), env.webLn.Addr())), 0o600); err != nil {
 		return nil, err
 	}
 	pwFile := filepath.Join(env.dir, "admin-password")
@@ -242,6 +253,9 @@ type harness struct {
 	stop            func()
 	// extra is appended to metacrypt.toml (an [acme] section).
 	extra string
+	// httpLn, when set, is the HTTPS listener of the next run (then
+	// cleared): env.webLn for the browser test.
+	httpLn net.Listener
 }
 
 // start runs a fresh Metacrypt until the test ends.
@@ -286,7 +300,11 @@ func (h *harness) run(t *testing.T) {
 		}
 		return ln
 	}
-	httpLn, grpcLn, pkiLn := listen(), listen(), listen()
+	httpLn, grpcLn, pkiLn := h.httpLn, listen(), listen()
+	if httpLn == nil {
+		httpLn = listen()
+	}
+	h.httpLn = nil
 	h.cfgPath = filepath.Join(h.dir, "metacrypt.toml")
 	toml := fmt.Sprintf(`[server]
 listen_addr = %q
@@ -351,6 +369,12 @@ crl_lifetime = "24h"
 	if err := waitHealthy(h.rest+"/v1/health", nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// webTOML is the [web] section enabling the UI with the SSO client
+// registered in the package's MCIAS, whose redirect URI is on addr.
+func webTOML(addr string) string {
+	return fmt.Sprintf("\n[web]\nenabled = true\nsso_client_id = \"metacrypt\"\nsso_redirect_uri = \"https://%s/sso/callback\"\n", addr)
 }
 
 // restart stops the service and starts it again on the same database.

@@ -16,6 +16,7 @@ import (
 	"git.metacircular.net/metacircular/mcdsl/gateway"
 	"git.metacircular.net/metacircular/mcdsl/metrics"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine/ca"
+	"git.metacircular.net/metacircular/metacrypt/internal/engine/sshca"
 	"git.metacircular.net/metacircular/metacrypt/internal/pki"
 )
 
@@ -23,7 +24,9 @@ import (
 // the OCSP wire format), unauthenticated, and answered while sealed
 // (everything but OCSP reads public material from the store).
 type pkiHTTP struct {
-	ca     *ca.Service
+	ca *ca.Service
+	// ssh serves the SSH CA's public key and KRL (sshhttp.go).
+	ssh    *sshca.Service
 	logger *slog.Logger
 }
 
@@ -47,6 +50,7 @@ func (h *pkiHTTP) routes(r chi.Router) {
 	r.Get("/v1/pki/{mount}/crl/{issuer}/pem", h.crl(true))
 	r.Get("/v1/pki/{mount}/ocsp/*", h.ocspGET)
 	r.Post("/v1/pki/{mount}/ocsp", h.ocspPOST)
+	h.sshRoutes(r)
 }
 
 // handler is the whole HTTP face: the public endpoints, the routes of
@@ -69,6 +73,20 @@ func (h *pkiHTTP) handler(rest http.Handler, more ...func(chi.Router)) http.Hand
 		gateway.RoutingError(w, http.StatusMethodNotAllowed)
 	})
 	return r
+}
+
+// withUI answers every path under /v1 with rest (the REST API, which
+// answers an unknown one with its JSON 404) and every other path with ui,
+// so the web UI can never take an API path, and the public endpoints and
+// ACME routes, matched before either, keep theirs.
+func withUI(rest, ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/v1" || strings.HasPrefix(p, "/v1/") {
+			rest.ServeHTTP(w, r)
+			return
+		}
+		ui.ServeHTTP(w, r)
+	})
 }
 
 func (h *pkiHTTP) fail(w http.ResponseWriter, err error) {

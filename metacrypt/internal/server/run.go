@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"log/slog"
 	"net"
+	"net/http"
 
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/grpcserver"
@@ -15,6 +18,7 @@ import (
 	"git.metacircular.net/metacircular/metacrypt/internal/mount"
 	"git.metacircular.net/metacircular/metacrypt/internal/policy"
 	"git.metacircular.net/metacircular/metacrypt/internal/store"
+	"git.metacircular.net/metacircular/metacrypt/internal/webui"
 )
 
 // Builder returns the build function of service.Run for a binary of the
@@ -26,12 +30,13 @@ func Builder(version string) func(ctx context.Context, cfg *Config, rt *service.
 }
 
 // Build constructs Metacrypt on rt, sealed: the store, the barrier, the
-// policy, the mount table with the CA engine, the gRPC API on
-// server.grpc_addr and, on server.listen_addr, its REST face with the
-// public CA endpoints and the ACME server; with pki.listen_addr, those
-// public endpoints alone over plain HTTP too; the periodic engine work
-// (CRL refresh) and the ACME validation queue. Tests hand in pre-bound
-// listeners "http", "grpc" and "pki".
+// policy, the mount table with the CA, SSH CA, transit and u2u engines,
+// the gRPC API on server.grpc_addr and, on server.listen_addr, its REST
+// face with the public CA endpoints, the ACME server and, with
+// web.enabled, the web UI; with pki.listen_addr, those public endpoints
+// alone over plain HTTP too;
+// the periodic engine work (CRL refresh) and the ACME validation queue.
+// Tests hand in pre-bound listeners "http", "grpc" and "pki".
 func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string) error {
 	st, err := store.Open(ctx, cfg.Database.Path, rt.Logger)
 	if err != nil {
@@ -50,6 +55,7 @@ func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string
 		Config: ca.Config{ExternalURL: cfg.PKI.ExternalURL, CRLLifetime: cfg.PKI.CRLLifetime.Duration, OCSPLifetime: cfg.PKI.OCSPLifetime.Duration},
 	})
 	reg.Register(caSvc)
+	eng := newEngines(reg, mounts, st, pol, b.Sealed, rt.Logger)
 
 	validator, err := auth.New(cfg.MCIAS, auth.Options{})
 	if err != nil {
@@ -67,13 +73,22 @@ func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string
 		return err
 	}
 	acmeSvc := newACME(cfg.ACME, mounts, caSvc, b, rt.Logger)
-	a := &app{barrier: b, mounts: mounts, policy: pol, ca: caSvc, acme: acmeSvc, version: version, logger: rt.Logger}
+	a := &app{barrier: b, mounts: mounts, policy: pol, ca: caSvc, ssh: eng.ssh, transit: eng.transit, u2u: eng.u2u,
+		acme: acmeSvc, version: version, logger: rt.Logger}
 	register(gs, a, st)
-	rest, err := restAPI(gs, rt.Logger)
+	restGW, err := restAPI(gs, rt.Logger)
 	if err != nil {
 		return err
 	}
-	public := &pkiHTTP{ca: caSvc, logger: rt.Logger}
+	var rest http.Handler = restGW
+	if cfg.Web.Enabled {
+		ui, err := webUI(cfg, gs, validator, rt.Logger)
+		if err != nil {
+			return err
+		}
+		rest = withUI(restGW, ui)
+	}
+	public := &pkiHTTP{ca: caSvc, ssh: eng.ssh, logger: rt.Logger}
 	// The ACME server is on the HTTPS listener only (RFC 8555 §6.1).
 	acmeHTTP := acmehttp.New(acmeSvc, rt.Logger)
 	if err := rt.HTTP(cfg.Server, public.handler(rest, acmeHTTP.Routes)); err != nil {
@@ -88,6 +103,24 @@ func Build(ctx context.Context, cfg *Config, rt *service.Runtime, version string
 	})
 	rt.Task("acme-validation", acmeSvc.RunQueue)
 	return nil
+}
+
+// webUI is the browser UI over the in-process gRPC connection, so every
+// page goes through the same method maps, seal check and policy as an API
+// call. The CSRF key is drawn at every start: a restart (which seals
+// Metacrypt anyway) only makes open forms ask for a reload.
+func webUI(cfg *Config, gs *grpcserver.Server, v auth.Validator, logger *slog.Logger) (*webui.UI, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return webui.New(webui.Deps{
+		Conn: gs.Local(), Auth: v, CSRFKey: key, Logger: logger,
+		SSO: webui.SSO{
+			MCIASURL: cfg.Web.SSOMCIASURL, ClientID: cfg.Web.SSOClientID,
+			RedirectURI: cfg.Web.SSORedirectURI, CACert: cfg.MCIAS.CACert,
+		},
+	})
 }
 
 // publicListener adds the plain-HTTP listener of pki.listen_addr

@@ -30,7 +30,7 @@ func (s *Store) InsertCertificate(ctx context.Context, mountID string, c pki.Cer
 		return err
 	}
 	return s.tx(ctx, "record certificate", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO certificates (mount_id, serial, issuer, common_name, dns_names, ip_addresses,
+		_, err := s.txExec(ctx, tx, `INSERT INTO certificates (mount_id, serial, issuer, common_name, dns_names, ip_addresses,
 			profile, key_type, not_before, not_after, requested_by, created_at, renewed_from, der)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			mountID, c.Serial, c.Issuer, c.CommonName, string(dns), string(ipJSON), string(c.Profile), string(c.KeyType),
@@ -48,7 +48,7 @@ func (s *Store) InsertCertificate(ctx context.Context, mountID string, c pki.Cer
 				continue
 			}
 			seen[n] = true
-			if _, err := tx.ExecContext(ctx, `INSERT INTO certificate_names (mount_id, serial, name) VALUES (?, ?, ?)`, mountID, c.Serial, n); err != nil {
+			if _, err := s.txExec(ctx, tx, `INSERT INTO certificate_names (mount_id, serial, name) VALUES (?, ?, ?)`, mountID, c.Serial, n); err != nil {
 				return err
 			}
 		}
@@ -90,7 +90,7 @@ func scanCertificate(sc interface{ Scan(...any) error }, mount string) (pki.Cert
 
 // Certificate reads one certificate record; engine.ErrNotFound if absent.
 func (s *Store) Certificate(ctx context.Context, mountID, mountName, serial string) (pki.Certificate, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+certColumns+` FROM certificates WHERE mount_id = ? AND serial = ?`, mountID, serial)
+	row := s.row(ctx, `SELECT `+certColumns+` FROM certificates WHERE mount_id = ? AND serial = ?`, mountID, serial)
 	c, err := scanCertificate(row, mountName)
 	if errors.Is(err, sql.ErrNoRows) {
 		return pki.Certificate{}, fmt.Errorf("%w: certificate %s", engine.ErrNotFound, serial)
@@ -220,7 +220,7 @@ func (s *Store) LastRevocation(ctx context.Context, mountID, issuer string) (tim
 // PutCACert stores the public copy of the root's or an issuer's
 // certificate.
 func (s *Store) PutCACert(ctx context.Context, mountID, name string, der []byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO ca_certs (mount_id, name, der) VALUES (?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO ca_certs (mount_id, name, der) VALUES (?, ?, ?)
 		ON CONFLICT (mount_id, name) DO UPDATE SET der = excluded.der`, mountID, name, der)
 	if err != nil {
 		return fmt.Errorf("write CA certificate: %w", err)
@@ -287,7 +287,7 @@ func (s *Store) CRL(ctx context.Context, mountID, issuer string) (CRL, error) {
 // PutCRL stores an issuer's new CRL, refusing one whose number does not
 // exceed the stored one's (CRL numbers only grow).
 func (s *Store) PutCRL(ctx context.Context, mountID, issuer string, c CRL) error {
-	res, err := s.db.ExecContext(ctx, `INSERT INTO crls (mount_id, issuer, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?, ?)
+	res, err := s.exec(ctx, `INSERT INTO crls (mount_id, issuer, number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (mount_id, issuer) DO UPDATE SET number = excluded.number, this_update = excluded.this_update,
 			next_update = excluded.next_update, der = excluded.der WHERE excluded.number > crls.number`,
 		mountID, issuer, c.Number, db.Time(&c.ThisUpdate), db.Time(&c.NextUpdate), c.DER)

@@ -69,7 +69,7 @@ func (s *Store) Mounts(ctx context.Context) ([]MountRow, error) {
 // Mount finds a mount by name; engine.ErrNotFound if there is none.
 func (s *Store) Mount(ctx context.Context, name string) (MountRow, error) {
 	var m MountRow
-	err := s.db.QueryRowContext(ctx, `SELECT id, name, type, created_at FROM mounts WHERE name = ?`, name).
+	err := s.row(ctx, `SELECT id, name, type, created_at FROM mounts WHERE name = ?`, name).
 		Scan(&m.ID, &m.Name, &m.Type, db.Time(&m.CreatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return MountRow{}, fmt.Errorf("%w: mount %s", engine.ErrNotFound, name)
@@ -83,7 +83,7 @@ func (s *Store) Mount(ctx context.Context, name string) (MountRow, error) {
 // Secret reads one encrypted value; engine.ErrNotFound if absent.
 func (s *Store) Secret(ctx context.Context, owner, kind, key string) ([]byte, error) {
 	var v []byte
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM secrets WHERE owner = ? AND kind = ? AND key = ?`, owner, kind, key).Scan(&v)
+	err := s.row(ctx, `SELECT value FROM secrets WHERE owner = ? AND kind = ? AND key = ?`, owner, kind, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, engine.ErrNotFound
 	}
@@ -96,7 +96,7 @@ func (s *Store) Secret(ctx context.Context, owner, kind, key string) ([]byte, er
 // PutSecret writes one encrypted value.
 func (s *Store) PutSecret(ctx context.Context, owner, kind, key string, value []byte) error {
 	now := s.now()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO secrets (owner, kind, key, value, updated_at) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO secrets (owner, kind, key, value, updated_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (owner, kind, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		owner, kind, key, value, db.Time(&now))
 	if err != nil {
@@ -107,7 +107,7 @@ func (s *Store) PutSecret(ctx context.Context, owner, kind, key string, value []
 
 // DeleteSecret removes one value (absent is not an error).
 func (s *Store) DeleteSecret(ctx context.Context, owner, kind, key string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM secrets WHERE owner = ? AND kind = ? AND key = ?`, owner, kind, key); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM secrets WHERE owner = ? AND kind = ? AND key = ?`, owner, kind, key); err != nil {
 		return fmt.Errorf("delete secret: %w", err)
 	}
 	return nil
@@ -115,7 +115,7 @@ func (s *Store) DeleteSecret(ctx context.Context, owner, kind, key string) error
 
 // SecretKeys lists the keys of one kind, sorted.
 func (s *Store) SecretKeys(ctx context.Context, owner, kind string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key FROM secrets WHERE owner = ? AND kind = ? ORDER BY key`, owner, kind)
+	rows, err := s.query(ctx, `SELECT key FROM secrets WHERE owner = ? AND kind = ? ORDER BY key`, owner, kind)
 	if err != nil {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}

@@ -104,12 +104,36 @@ var migrations = []db.Migration{
 		}
 		return nil
 	}},
+	{Version: 2, Name: "SSH CA public material", Up: func(ctx context.Context, tx *sql.Tx) error {
+		// The public copy of an SSH mount's CA key and KRL, which the
+		// barrier holds authoritatively, for the public endpoints while
+		// sealed.
+		_, err := tx.ExecContext(ctx, `CREATE TABLE ssh_public (
+			mount_id         TEXT PRIMARY KEY REFERENCES mounts(id) ON DELETE CASCADE,
+			key_type         TEXT NOT NULL,
+			public_key       TEXT NOT NULL,
+			fingerprint      TEXT NOT NULL,
+			created_at       TEXT NOT NULL,
+			krl_version      INTEGER NOT NULL,
+			krl_generated_at TEXT NOT NULL,
+			krl              BLOB NOT NULL
+		)`)
+		return err
+	}},
 }
 
 // Store is the Metacrypt database.
 type Store struct {
 	db  *db.DB
 	now func() time.Time
+	// write is held (one token) by the transaction or statement writing.
+	// SQLite lets one writer in at a time and makes the others poll for
+	// the lock, sleeping 1, 2, 5, 10... up to 100 ms between tries (its
+	// busy handler), which under concurrent issuance leaves the CPU idle
+	// and the latency long; queueing this process's writers here hands
+	// the lock on at once, in order. Other processes still meet the busy
+	// timeout.
+	write chan struct{}
 }
 
 // Open opens (creating and migrating) the database at path.
@@ -118,7 +142,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: d, now: time.Now}, nil
+	return &Store{db: d, now: time.Now, write: make(chan struct{}, 1)}, nil
 }
 
 // DB is the database, for snapshots and health checks.
@@ -257,7 +281,7 @@ func (s *Store) Failures(ctx context.Context) (int, time.Time, error) {
 
 // RecordFailure counts one more failed attempt at now.
 func (s *Store) RecordFailure(ctx context.Context, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO unseal_failures (id, failures, last_failure) VALUES (1, 1, ?)
+	_, err := s.exec(ctx, `INSERT INTO unseal_failures (id, failures, last_failure) VALUES (1, 1, ?)
 		ON CONFLICT (id) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure`, db.Time(&now))
 	if err != nil {
 		return fmt.Errorf("record unseal failure: %w", err)
@@ -267,13 +291,75 @@ func (s *Store) RecordFailure(ctx context.Context, now time.Time) error {
 
 // ResetFailures clears the throttle after a successful attempt.
 func (s *Store) ResetFailures(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM unseal_failures`); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM unseal_failures`); err != nil {
 		return fmt.Errorf("reset unseal failures: %w", err)
 	}
 	return nil
 }
 
+// row, exec and query run q as a statement prepared once for the life of
+// the store (mcdsl/db.Prepared): what runs on every request (mounts,
+// secrets, certificate records) skips SQLite's parse of the SQL text.
+func (s *Store) row(ctx context.Context, q string, args ...any) interface{ Scan(...any) error } {
+	st, err := s.db.Prepared(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// exec is for writes: it takes the write lock for the statement.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := s.db.Prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lockWrite(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlockWrite()
+	return st.ExecContext(ctx, args...)
+}
+
+func (s *Store) lockWrite(ctx context.Context) error {
+	select {
+	case s.write <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlockWrite() { <-s.write }
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.db.Prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// txExec is exec inside tx.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	st, err := s.db.Prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// errRow is a row whose statement did not prepare.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// tx runs fn in a write transaction, holding the write lock.
 func (s *Store) tx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	if err := s.lockWrite(ctx); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer s.unlockWrite()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

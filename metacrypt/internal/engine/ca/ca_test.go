@@ -42,7 +42,7 @@ type fixture struct {
 
 // newFixture is a CA engine on a real store and barrier, unsealed, with
 // mount "pki", a root, issuer "services" and the agent's policy.
-func newFixture(t *testing.T, issuer IssuerRequest) *fixture {
+func newFixture(t testing.TB, issuer IssuerRequest) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "m.db"), nil)
@@ -85,7 +85,7 @@ func newFixture(t *testing.T, issuer IssuerRequest) *fixture {
 	return f
 }
 
-func newCSR(t *testing.T, names ...string) *x509.CertificateRequest {
+func newCSR(t testing.TB, names ...string) *x509.CertificateRequest {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

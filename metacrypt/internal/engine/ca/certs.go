@@ -155,10 +155,11 @@ func (s *Service) Revoke(ctx context.Context, c engine.Caller, mount, serial str
 		}
 		return err
 	}
-	if err := s.authorize(ctx, c, m, policy.OpRevoke, "issuer/"+cert.Issuer); err != nil {
+	pol, err := s.decide(ctx, c, m, policy.OpRevoke, "issuer/"+cert.Issuer)
+	if err != nil {
 		return err
 	}
-	if err := s.d.Authz.CheckNames(ctx, c, m.Name, pki.Names{DNS: cert.DNSNames, IPs: cert.IPs}); err != nil {
+	if err := pol.CheckNames(m.Name, pki.Names{DNS: cert.DNSNames, IPs: cert.IPs}); err != nil {
 		return err
 	}
 	return s.revoke(ctx, m, cert, reason, c.Username)

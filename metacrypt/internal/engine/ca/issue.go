@@ -67,7 +67,8 @@ func (s *Service) Issue(ctx context.Context, c engine.Caller, mount string, r Is
 	if err := pki.ValidateIssuerName("issuer", r.Issuer); err != nil {
 		return pki.Issued{}, err
 	}
-	if err := s.authorize(ctx, c, m, policy.OpIssue, "issuer/"+r.Issuer); err != nil {
+	pol, err := s.decide(ctx, c, m, policy.OpIssue, "issuer/"+r.Issuer)
+	if err != nil {
 		return pki.Issued{}, err
 	}
 	n, cn, err := leafNames(r.CommonName, r.DNSNames, r.IPAddresses)
@@ -86,7 +87,7 @@ func (s *Service) Issue(ctx context.Context, c engine.Caller, mount string, r Is
 	if err != nil {
 		return pki.Issued{}, err
 	}
-	iss, err := s.checkLeaf(ctx, c, m, r.Issuer, n, kt, ttl, profile, "key_type")
+	iss, err := s.checkLeaf(ctx, pol, m, r.Issuer, n, kt, ttl, profile, "key_type")
 	if err != nil {
 		return pki.Issued{}, err
 	}
@@ -138,7 +139,8 @@ func (s *Service) SignCSR(ctx context.Context, c engine.Caller, mount, issuer st
 	if err := pki.ValidateIssuerName("issuer", issuer); err != nil {
 		return pki.Issued{}, err
 	}
-	if err := s.authorize(ctx, c, m, policy.OpSign, "issuer/"+issuer); err != nil {
+	pol, err := s.decide(ctx, c, m, policy.OpSign, "issuer/"+issuer)
+	if err != nil {
 		return pki.Issued{}, err
 	}
 	n, cn, err := csrNames(csr)
@@ -152,7 +154,7 @@ func (s *Service) SignCSR(ctx context.Context, c engine.Caller, mount, issuer st
 	if o.Profile == "" {
 		o.Profile = pki.Server
 	}
-	iss, err := s.checkLeaf(ctx, c, m, issuer, n, kt, o.TTL, o.Profile, "csr_pem")
+	iss, err := s.checkLeaf(ctx, pol, m, issuer, n, kt, o.TTL, o.Profile, "csr_pem")
 	if err != nil {
 		return pki.Issued{}, err
 	}
@@ -169,7 +171,8 @@ func (s *Service) Authorize(ctx context.Context, c engine.Caller, mount, issuer 
 	if err := pki.ValidateIssuerName("issuer", issuer); err != nil {
 		return err
 	}
-	if err := s.authorize(ctx, c, m, policy.OpSign, "issuer/"+issuer); err != nil {
+	pol, err := s.decide(ctx, c, m, policy.OpSign, "issuer/"+issuer)
+	if err != nil {
 		return err
 	}
 	ips := make([]string, len(n.IPs))
@@ -180,7 +183,7 @@ func (s *Service) Authorize(ctx context.Context, c engine.Caller, mount, issuer 
 	if err != nil {
 		return err
 	}
-	return s.d.Authz.CheckNames(ctx, c, m.Name, norm)
+	return pol.CheckNames(m.Name, norm)
 }
 
 // Renew issues a new certificate for the key, names, profile and issuer
@@ -209,7 +212,8 @@ func (s *Service) Renew(ctx context.Context, c engine.Caller, mount string, r Re
 		}
 		return pki.Issued{}, err
 	}
-	if err := s.authorize(ctx, c, m, policy.OpRenew, "issuer/"+old.Issuer); err != nil {
+	pol, err := s.decide(ctx, c, m, policy.OpRenew, "issuer/"+old.Issuer)
+	if err != nil {
 		return pki.Issued{}, err
 	}
 	if old.RevokedAt != nil {
@@ -223,7 +227,7 @@ func (s *Service) Renew(ctx context.Context, c engine.Caller, mount string, r Re
 		return pki.Issued{}, fmt.Errorf("stored certificate %s: %w", serial, err)
 	}
 	n := pki.Names{DNS: old.DNSNames, IPs: old.IPs}
-	iss, err := s.checkLeaf(ctx, c, m, old.Issuer, n, old.KeyType, ttl, old.Profile, "serial")
+	iss, err := s.checkLeaf(ctx, pol, m, old.Issuer, n, old.KeyType, ttl, old.Profile, "serial")
 	if err != nil {
 		return pki.Issued{}, err
 	}
@@ -231,10 +235,11 @@ func (s *Service) Renew(ctx context.Context, c engine.Caller, mount string, r Re
 }
 
 // checkLeaf runs the checks every leaf goes through, in order: the names
-// against the caller's limits, then the issuer's settings (key type,
-// profile, TTL) and name constraints. It returns the loaded issuer.
-func (s *Service) checkLeaf(ctx context.Context, c engine.Caller, m engine.Mount, issuer string, n pki.Names, kt pki.KeyType, ttl time.Duration, profile pki.Profile, keyField string) (*loaded, error) {
-	if err := s.d.Authz.CheckNames(ctx, c, m.Name, n); err != nil {
+// against the caller's limits (in pol, the policy as the request read it
+// for its rule check), then the issuer's settings (key type, profile, TTL)
+// and name constraints. It returns the loaded issuer.
+func (s *Service) checkLeaf(ctx context.Context, pol *policy.Snapshot, m engine.Mount, issuer string, n pki.Names, kt pki.KeyType, ttl time.Duration, profile pki.Profile, keyField string) (*loaded, error) {
+	if err := pol.CheckNames(m.Name, n); err != nil {
 		return nil, err
 	}
 	iss, err := load(ctx, m.Storage, issuer)
@@ -362,7 +367,7 @@ func (s *Service) sign(ctx context.Context, c engine.Caller, m engine.Mount, iss
 	if err := s.d.Store.InsertCertificate(ctx, m.ID, rec); err != nil {
 		return pki.Issued{}, err
 	}
-	_, root, err := loadRecord(ctx, m.Storage, pki.RootName)
+	root, err := loadCertDER(ctx, m.Storage, pki.RootName)
 	if err != nil {
 		return pki.Issued{}, err
 	}
@@ -372,6 +377,6 @@ func (s *Service) sign(ctx context.Context, c engine.Caller, m engine.Mount, iss
 		Certificate:    rec,
 		CertificatePEM: pki.EncodePEM(der),
 		ChainPEM:       pki.EncodePEM(der, iss.cert.Raw),
-		CAChainPEM:     pki.EncodePEM(iss.cert.Raw, root.Raw),
+		CAChainPEM:     pki.EncodePEM(iss.cert.Raw, root),
 	}, nil
 }

@@ -88,6 +88,26 @@ func loadRecord(ctx context.Context, st engine.Storage, name string) (record, *x
 	return rec, cert, nil
 }
 
+// loadCertDER reads only a record's certificate, unparsed: what a chain
+// answer needs of the root (its key is neither decoded nor parsed).
+func loadCertDER(ctx context.Context, st engine.Storage, name string) ([]byte, error) {
+	b, err := st.Get(ctx, storeKind, name)
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, wrapf(engine.ErrPrecondition, "the mount has no %s record", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer clear(b)
+	var rec struct {
+		Cert []byte `json:"cert"`
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("stored CA record %s: %w", name, err)
+	}
+	return rec.Cert, nil
+}
+
 // load reads a record with its signer, checking that the key belongs to
 // the certificate.
 func load(ctx context.Context, st engine.Storage, name string) (*loaded, error) {

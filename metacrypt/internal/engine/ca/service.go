@@ -9,6 +9,7 @@ import (
 
 	"git.metacircular.net/metacircular/metacrypt/internal/engine"
 	"git.metacircular.net/metacircular/metacrypt/internal/pki"
+	"git.metacircular.net/metacircular/metacrypt/internal/policy"
 	"git.metacircular.net/metacircular/metacrypt/internal/store"
 )
 
@@ -22,9 +23,12 @@ type Mounts interface {
 }
 
 // Authorizer is the policy as the engine consumes it (policy.Engine).
+// An operation that checks names as well as its rule (issue, sign, renew,
+// revoke, the ACME seam) takes one Snapshot for both, so the policy is
+// read once per request.
 type Authorizer interface {
 	Allow(ctx context.Context, c engine.Caller, mount, op, resource string) error
-	CheckNames(ctx context.Context, c engine.Caller, mount string, n pki.Names) error
+	Snapshot(ctx context.Context, c engine.Caller) (*policy.Snapshot, error)
 }
 
 // Config is the engine's configuration ([pki] in metacrypt.toml).
@@ -117,6 +121,16 @@ func (s *Service) publicMount(ctx context.Context, name string) (engine.Mount, e
 // authorize checks the caller's ACL for op on resource in the mount.
 func (s *Service) authorize(ctx context.Context, c engine.Caller, m engine.Mount, op, resource string) error {
 	return s.d.Authz.Allow(ctx, c, m.Name, op, resource)
+}
+
+// decide is authorize for an operation that goes on to check names: it
+// returns the policy it read, for the names' check.
+func (s *Service) decide(ctx context.Context, c engine.Caller, m engine.Mount, op, resource string) (*policy.Snapshot, error) {
+	pol, err := s.d.Authz.Snapshot(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return pol, pol.Allow(m.Name, op, resource)
 }
 
 func (s *Service) now() time.Time { return s.d.Now().UTC() }

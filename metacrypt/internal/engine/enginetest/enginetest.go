@@ -3,10 +3,9 @@
 // mounts over it with an ACL evaluated by the policy's own rule code, and
 // a fixture on the real barrier, SQLite store and mount table.
 //
-// The in-memory environment exists because the engines' ACL operations
-// (encrypt, send, ...) are not yet names policy.Rule.Validate accepts, so
-// tests that exercise operation-specific rules evaluate them with
-// policy.EvaluateRules directly; everything else about a rule (subjects,
+// The in-memory environment keeps engine tests fast and lets them seal,
+// snapshot and add rules without a barrier: rules are evaluated with
+// policy.EvaluateRules, so everything about a rule (operations, subjects,
 // mount and resource globs, priorities, deny first, admin bypass) is the
 // policy's code.
 package enginetest

@@ -124,13 +124,15 @@ func (s *Service) GenerateCA(ctx context.Context, c engine.Caller, mount string,
 	if err := putJSON(ctx, m.Storage, kindCA, keyCAPublic, info); err != nil {
 		return CAInfo{}, err
 	}
+	s.publish(ctx, m, info, &st)
 	s.d.Logger.Info("ssh ca generated", "mount", m.Name, "key_type", kt, "fingerprint", info.Fingerprint, "by", c.Username)
 	return info, nil
 }
 
 // GetCA returns the CA's public key and description. It is public (no
 // caller, no ACL): the key is what every sshd and client is configured
-// with. It needs the barrier unsealed, as everything of an SSH mount.
+// with. It needs the barrier unsealed; Public serves the published copy
+// while sealed.
 func (s *Service) GetCA(ctx context.Context, mount string) (CAInfo, error) {
 	m, err := s.mount(ctx, mount)
 	if err != nil {

@@ -7,10 +7,16 @@
 //
 // The CA key is read through the barrier for each signature and dropped;
 // the engine keeps nothing in memory between operations. Every operation
-// is authorized here, for every entry point alike (the future typed gRPC
-// service, the generic engine request), exactly as the CA engine does:
-// the mount's ACL rule for the operation and resource, admins bypassing
-// the rules but never a profile's limits.
+// is authorized here, for every entry point alike (the typed gRPC
+// service SSHService and its REST face, the generic engine request),
+// exactly as the CA engine does: the mount's ACL rule for the operation
+// and resource, admins bypassing the rules but never a profile's limits.
+//
+// The CA public key and the KRL are also copied, on every change, to a
+// Publisher outside the barrier (the store's clear ssh_public table), and
+// Public reads that copy without the barrier, so the unauthenticated
+// endpoints GET /v1/ssh/{mount}/ca and /krl answer while sealed, as the
+// CA engine's CRLs do.
 //
 // Operations (generic operation = typed method; ACL operation on
 // resource):

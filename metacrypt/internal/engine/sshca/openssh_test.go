@@ -1,12 +1,7 @@
 package sshca
 
 import (
-	"context"
-	"crypto/ed25519"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,163 +12,10 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"git.metacircular.net/metacircular/mcdsl/syncbuf"
-	"git.metacircular.net/metacircular/mcdsl/testtool"
 	"git.metacircular.net/metacircular/metacrypt/internal/engine"
+	"git.metacircular.net/metacircular/metacrypt/internal/opensshtest"
 	"git.metacircular.net/metacircular/metacrypt/internal/policy"
 )
-
-// openssh holds the paths of the real OpenSSH programs.
-type openssh struct {
-	sshd, ssh, keygen string
-}
-
-// requireOpenSSH finds sshd, ssh and ssh-keygen (Debian openssh-server
-// and openssh-client; sshd is in /usr/sbin, off an ordinary PATH).
-func requireOpenSSH(t *testing.T) openssh {
-	t.Helper()
-	t.Setenv("PATH", os.Getenv("PATH")+string(os.PathListSeparator)+"/usr/sbin")
-	return openssh{sshd: testtool.Require(t, "sshd"), ssh: testtool.Require(t, "ssh"), keygen: testtool.Require(t, "ssh-keygen")}
-}
-
-// writeKey writes an unencrypted OpenSSH private key (mode 0600, as ssh
-// and sshd insist) and returns its path.
-func writeKey(t *testing.T, dir, name string, key ed25519.PrivateKey) string {
-	t.Helper()
-	block, err := ssh.MarshalPrivateKey(key, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func writeFile(t *testing.T, path, content string) string {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// sshServer is an sshd on a loopback port, running in the foreground as
-// the current user until the test ends.
-type sshServer struct {
-	port string
-	logs *syncbuf.Buffer
-}
-
-// startSSHD runs sshd with the given configuration lines (port, address
-// and the settings an unprivileged run needs are added). As root, sshd
-// needs its privilege separation directory, which Debian's unit creates
-// at boot; it is created here if missing, as the unit would.
-func startSSHD(t *testing.T, tools openssh, dir string, conf []string) *sshServer {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The port is found free, released and handed to sshd, so another
-	// socket may take it in between: then a fresh port is tried.
-	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ := net.SplitHostPort(l.Addr().String())
-		_ = l.Close()
-		cfg := writeFile(t, filepath.Join(dir, "sshd_config"), strings.Join(append([]string{
-			"Port " + port, "ListenAddress 127.0.0.1", "PidFile none", "UsePAM no", "StrictModes no",
-			"PasswordAuthentication no", "KbdInteractiveAuthentication no", "AuthorizedKeysFile none",
-			"PermitRootLogin prohibit-password", "LogLevel VERBOSE",
-		}, conf...), "\n")+"\n")
-		logs := new(syncbuf.Buffer)
-		cmd := exec.Command(tools.sshd, "-D", "-e", "-f", cfg)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start sshd: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() {
-			_ = cmd.Wait()
-			close(exited)
-		}()
-		stop := func() {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			select {
-			case <-exited:
-				t.Logf("sshd exited: %s", logs)
-			default:
-				c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second)
-				if err != nil {
-					continue
-				}
-				banner := make([]byte, 4)
-				_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				_, err = c.Read(banner)
-				_ = c.Close()
-				if err == nil && string(banner) == "SSH-" {
-					t.Cleanup(func() {
-						stop()
-						if t.Failed() {
-							t.Logf("sshd log:\n%s", logs)
-						}
-					})
-					return &sshServer{port: port, logs: logs}
-				}
-				continue
-			}
-			break
-		}
-		stop()
-	}
-	t.Fatal("sshd did not start")
-	return nil
-}
-
-// client runs ssh against the server with one identity and certificate,
-// no agent, no configuration file, and host keys checked strictly
-// against known_hosts under the alias sshd.test.
-func (s *sshServer) client(t *testing.T, tools openssh, dir, login, key, cert, knownHosts string, command ...string) (string, error) {
-	t.Helper()
-	args := []string{"-F", "/dev/null", "-p", s.port, "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
-		"-o", "UserKnownHostsFile=" + knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes",
-		"-o", "HostKeyAlias=sshd.test", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"}
-	if cert != "" {
-		args = append(args, "-o", "CertificateFile="+cert)
-	}
-	args = append(append(args, login+"@127.0.0.1", "--"), command...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, tools.ssh, args...)
-	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// keygenQuery is ssh-keygen -Q: whether the KRL revokes the key or
-// certificate in file (exit 1, "REVOKED") or not (exit 0, "ok").
-func keygenQuery(t *testing.T, tools openssh, krl, file string) bool {
-	t.Helper()
-	out, err := exec.Command(tools.keygen, "-Q", "-f", krl, file).CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil && strings.Contains(string(out), ": ok"):
-		return false
-	case errors.As(err, &exit) && exit.ExitCode() == 1 && strings.Contains(string(out), ": REVOKED"):
-		return true
-	}
-	t.Fatalf("ssh-keygen -Q %s: %v\n%s", file, err, out)
-	return false
-}
 
 // TestOpenSSHLogin is the SSH CA against real OpenSSH: an sshd trusting
 // three mounts' CA keys (Ed25519, ECDSA P-384, RSA 3072) with the Ed25519
@@ -184,7 +26,7 @@ func keygenQuery(t *testing.T, tools openssh, krl, file string) bool {
 // revocation by serial, then by key, the same logins are refused; a host
 // CA the client does not know is refused.
 func TestOpenSSHLogin(t *testing.T) {
-	tools := requireOpenSSH(t)
+	tools := opensshtest.Require(t)
 	ctx := t.Context()
 	f := newFixture(t)
 	dir := t.TempDir()
@@ -214,7 +56,7 @@ func TestOpenSSHLogin(t *testing.T) {
 		}
 		trusted.WriteString(ca.PublicKey)
 	}
-	userCAs := writeFile(t, filepath.Join(dir, "user_ca.pub"), trusted.String())
+	userCAs := opensshtest.WriteFile(t, filepath.Join(dir, "user_ca.pub"), trusted.String())
 	krlFile := filepath.Join(dir, "revoked.krl")
 	writeKRL := func() {
 		t.Helper()
@@ -222,10 +64,10 @@ func TestOpenSSHLogin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, krlFile, string(k.KRL))
+		opensshtest.WriteFile(t, krlFile, string(k.KRL))
 	}
 	writeKRL()
-	principals := writeFile(t, filepath.Join(dir, "principals"), "alice\n")
+	principals := opensshtest.WriteFile(t, filepath.Join(dir, "principals"), "alice\n")
 
 	// The host: its key, certified by the host CA mount for sshd.test.
 	f.env.Mount("ssh-hosts", Type)
@@ -237,15 +79,15 @@ func TestOpenSSHLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	hostPriv, hostPub := newKey(t)
-	hostKey := writeKey(t, dir, "host_key", hostPriv)
+	hostKey := opensshtest.WriteKey(t, dir, "host_key", hostPriv)
 	hostCert, err := f.svc.Sign(ctx, admin, "ssh-hosts", SignRequest{Profile: "hosts", PublicKey: hostPub, Principals: []string{"sshd.test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, hostKey+"-cert.pub", hostCert.Certificate+"\n")
-	knownHosts := writeFile(t, filepath.Join(dir, "known_hosts"), "@cert-authority sshd.test "+hostCA.PublicKey)
+	opensshtest.WriteFile(t, hostKey+"-cert.pub", hostCert.Certificate+"\n")
+	knownHosts := opensshtest.WriteFile(t, filepath.Join(dir, "known_hosts"), "@cert-authority sshd.test "+hostCA.PublicKey)
 
-	srv := startSSHD(t, tools, dir, []string{
+	srv := opensshtest.StartSSHD(t, tools, dir, []string{
 		"HostKey " + hostKey, "HostCertificate " + hostKey + "-cert.pub",
 		"TrustedUserCAKeys " + userCAs, "RevokedKeys " + krlFile, "AuthorizedPrincipalsFile " + principals,
 	})
@@ -254,24 +96,24 @@ func TestOpenSSHLogin(t *testing.T) {
 	signed := func(mount, name string, r SignRequest) (key, cert string) {
 		t.Helper()
 		priv, pub := newKey(t)
-		key = writeKey(t, dir, name, priv)
+		key = opensshtest.WriteKey(t, dir, name, priv)
 		r.Profile, r.PublicKey = "users", pub
 		s, err := f.svc.Sign(ctx, alice, mount, r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return key, writeFile(t, key+"-cert.pub", s.Certificate+"\n")
+		return key, opensshtest.WriteFile(t, key+"-cert.pub", s.Certificate+"\n")
 	}
 	loginOK := func(key, cert, want string) {
 		t.Helper()
-		out, err := srv.client(t, tools, dir, login, key, cert, knownHosts, "echo", "hello")
+		out, err := srv.Login(t, dir, login, key, cert, knownHosts, "echo", "hello")
 		if err != nil || strings.TrimSpace(out) != want {
 			t.Fatalf("login with %s: %v\n%s", filepath.Base(cert), err, out)
 		}
 	}
 	refused := func(key, cert string) {
 		t.Helper()
-		out, err := srv.client(t, tools, dir, login, key, cert, knownHosts, "echo", "hello")
+		out, err := srv.Login(t, dir, login, key, cert, knownHosts, "echo", "hello")
 		if err == nil || !strings.Contains(out, "Permission denied") {
 			t.Fatalf("login with %s not refused: %v\n%s", filepath.Base(cert), err, out)
 		}
@@ -283,7 +125,7 @@ func TestOpenSSHLogin(t *testing.T) {
 		k, c := signed(m, "id_"+m, SignRequest{})
 		loginOK(k, c, "hello")
 	}
-	if !strings.Contains(srv.logs.String(), `ID alice (serial 1)`) {
+	if !strings.Contains(srv.Logs.String(), `ID alice (serial 1)`) {
 		t.Errorf("sshd did not log the key ID and serial")
 	}
 
@@ -295,7 +137,7 @@ func TestOpenSSHLogin(t *testing.T) {
 	refused(ks, cs)
 	// A key without a certificate is not in any authorized_keys file.
 	plain, _ := newKey(t)
-	refused(writeKey(t, dir, "id_plain", plain), "")
+	refused(opensshtest.WriteKey(t, dir, "id_plain", plain), "")
 
 	// Revocation by serial.
 	if _, err := f.svc.Revoke(ctx, alice, "ssh", RevokeRequest{Serial: "1"}); err != nil {
@@ -303,7 +145,7 @@ func TestOpenSSHLogin(t *testing.T) {
 	}
 	writeKRL()
 	refused(key1, cert1)
-	if !keygenQuery(t, tools, krlFile, cert1) {
+	if !opensshtest.KeygenQuery(t, tools, krlFile, cert1) {
 		t.Fatal("ssh-keygen -Q: the certificate revoked by serial is ok")
 	}
 
@@ -324,10 +166,10 @@ func TestOpenSSHLogin(t *testing.T) {
 	// (no TOFU), whatever the user's certificate.
 	other := newFixture(t)
 	otherCA, _ := other.svc.GetCA(ctx, "ssh")
-	strangers := writeFile(t, filepath.Join(dir, "known_hosts_other"), "@cert-authority sshd.test "+otherCA.PublicKey)
+	strangers := opensshtest.WriteFile(t, filepath.Join(dir, "known_hosts_other"), "@cert-authority sshd.test "+otherCA.PublicKey)
 	key3, cert3 := signed("ssh", "id_host", SignRequest{})
 	loginOK(key3, cert3, "hello")
-	out, err := srv.client(t, tools, dir, login, key3, cert3, strangers, "true")
+	out, err := srv.Login(t, dir, login, key3, cert3, strangers, "true")
 	if err == nil || !strings.Contains(out, "Host key verification failed") {
 		t.Fatalf("unknown host CA accepted: %v\n%s", err, out)
 	}
@@ -339,7 +181,7 @@ func TestOpenSSHLogin(t *testing.T) {
 // fingerprint); others are ok; and a KRL encoded for the same content as
 // one ssh-keygen -k writes is byte for byte the same.
 func TestSSHKeygenQuery(t *testing.T) {
-	tools := requireOpenSSH(t)
+	tools := opensshtest.Require(t)
 	ctx := t.Context()
 	f := newFixture(t)
 	dir := t.TempDir()
@@ -350,7 +192,7 @@ func TestSSHKeygenQuery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return writeFile(t, filepath.Join(dir, name+".pub"), pub), writeFile(t, filepath.Join(dir, name+"-cert.pub"), s.Certificate+"\n"), s.Record
+		return opensshtest.WriteFile(t, filepath.Join(dir, name+".pub"), pub), opensshtest.WriteFile(t, filepath.Join(dir, name+"-cert.pub"), s.Certificate+"\n"), s.Record
 	}
 	_, bySerial, _ := sign(alice, "serial")
 	keyPub, byKey, _ := sign(alice, "key")
@@ -373,19 +215,19 @@ func TestSSHKeygenQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	krl := writeFile(t, filepath.Join(dir, "krl"), string(k.KRL))
+	krl := opensshtest.WriteFile(t, filepath.Join(dir, "krl"), string(k.KRL))
 	for file, want := range map[string]bool{bySerial: true, byKey: true, keyPub: true, byFP: true, fpPub: true, byID: true, okCert: false, okPub: false} {
-		if got := keygenQuery(t, tools, krl, file); got != want {
+		if got := opensshtest.KeygenQuery(t, tools, krl, file); got != want {
 			t.Errorf("%s: revoked %v, want %v", filepath.Base(file), got, want)
 		}
 	}
 
 	// ssh-keygen -k from a specification of the same content.
 	ca, _ := f.svc.GetCA(ctx, "ssh")
-	caFile := writeFile(t, filepath.Join(dir, "ca.pub"), ca.PublicKey)
-	spec := writeFile(t, filepath.Join(dir, "spec"), fmt.Sprintf("serial: 1\nid: bob\nkey: %shash: %s\n", pubOf(keyPub), fpRec.KeyFingerprint))
+	caFile := opensshtest.WriteFile(t, filepath.Join(dir, "ca.pub"), ca.PublicKey)
+	spec := opensshtest.WriteFile(t, filepath.Join(dir, "spec"), fmt.Sprintf("serial: 1\nid: bob\nkey: %shash: %s\n", pubOf(keyPub), fpRec.KeyFingerprint))
 	theirs := filepath.Join(dir, "theirs.krl")
-	if out, err := exec.Command(tools.keygen, "-k", "-f", theirs, "-s", caFile, spec).CombinedOutput(); err != nil {
+	if out, err := exec.Command(tools.Keygen, "-k", "-f", theirs, "-s", caFile, spec).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen -k: %v\n%s", err, out)
 	}
 	want, err := os.ReadFile(theirs)
@@ -410,7 +252,7 @@ func TestSSHKeygenQuery(t *testing.T) {
 // TestSSHKeygenList checks ssh-keygen -L shows what was signed: type,
 // key ID, serial, validity, principals, critical options, extensions.
 func TestSSHKeygenList(t *testing.T) {
-	tools := requireOpenSSH(t)
+	tools := opensshtest.Require(t)
 	ctx := t.Context()
 	f := newFixture(t)
 	_, pub := newKey(t)
@@ -419,8 +261,8 @@ func TestSSHKeygenList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := writeFile(t, filepath.Join(t.TempDir(), "id-cert.pub"), s.Certificate+"\n")
-	cmd := exec.Command(tools.keygen, "-L", "-f", file)
+	file := opensshtest.WriteFile(t, filepath.Join(t.TempDir(), "id-cert.pub"), s.Certificate+"\n")
+	cmd := exec.Command(tools.Keygen, "-L", "-f", file)
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -104,6 +104,7 @@ func (s *Service) Revoke(ctx context.Context, c engine.Caller, mount string, r R
 	if err := s.putRevocations(ctx, m, caPub, &st); err != nil {
 		return Revocation{}, err
 	}
+	s.publish(ctx, m, info, &st)
 	now := s.now()
 	out := Revocation{KRLVersion: st.Version}
 	for _, rec := range marked {
@@ -272,9 +273,16 @@ func (s *Service) matching(ctx context.Context, m engine.Mount, t target) ([]Cer
 	return out, nil
 }
 
-// putRevocations encodes the state's KRL and stores both.
+// putRevocations encodes the state's KRL and stores both. Its date is
+// strictly later than the previous KRL's (a second later when two are
+// made within one), so whoever fetches the KRL by modification time —
+// HTTP Last-Modified, curl -z — never takes a newer one for the same.
 func (s *Service) putRevocations(ctx context.Context, m engine.Mount, caPub ssh.PublicKey, st *revocations) error {
-	st.GeneratedAt = s.now()
+	now := s.now()
+	if !now.After(st.GeneratedAt) {
+		now = st.GeneratedAt.Add(time.Second)
+	}
+	st.GeneratedAt = now
 	krl, err := KRL{
 		Version: st.Version, GeneratedAt: st.GeneratedAt, Comment: "metacrypt ssh mount " + m.Name, CAKey: caPub.Marshal(),
 		Serials: st.Serials, KeyIDs: st.KeyIDs, Keys: st.Keys, SHA256: st.SHA256,
@@ -287,7 +295,8 @@ func (s *Service) putRevocations(ctx context.Context, m engine.Mount, caPub ssh.
 }
 
 // KRL returns the mount's current KRL. It is public (no caller, no ACL),
-// for sshd's RevokedKeys; it needs the barrier unsealed.
+// for sshd's RevokedKeys; it needs the barrier unsealed (Public serves
+// the published copy while sealed).
 func (s *Service) KRL(ctx context.Context, mount string) (KRLInfo, error) {
 	m, err := s.mount(ctx, mount)
 	if err != nil {

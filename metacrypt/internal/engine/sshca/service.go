@@ -31,6 +31,10 @@ type Deps struct {
 	Authz  Authorizer
 	// Sealed reports the barrier's state.
 	Sealed func() bool
+	// Public receives the public copy of each mount's CA key and KRL
+	// (store.Store in the server); nil publishes nothing, and Public then
+	// finds nothing.
+	Public Publisher
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -61,10 +65,6 @@ func New(d Deps) *Service {
 
 // Type implements engine.Engine.
 func (s *Service) Type() string { return Type }
-
-// Periodic implements engine.Engine: the SSH CA has no time-driven work
-// (a KRL has no expiry; it is rebuilt on every revocation).
-func (s *Service) Periodic(context.Context, []engine.Mount) error { return nil }
 
 // mount resolves an SSH CA mount, refusing while sealed and refusing
 // mounts of other types.

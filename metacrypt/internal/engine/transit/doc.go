@@ -43,10 +43,10 @@
 //	hmac           HMAC             hmac
 //	verify-hmac    VerifyHMAC       verify
 //
-// read, manage and sign are the policy's existing operations; encrypt,
-// decrypt, rewrap, datakey, verify, hmac and export are new ones
-// (ACLOperations) that policy.Operations must list before rules can name
-// them ("*" and admins work already). The generic request's path may name
-// the key ("key/<name>") instead of the data field; byte fields are
-// standard base64.
+// read, manage and sign are the policy's shared operations; encrypt,
+// decrypt, rewrap, datakey, verify, hmac and export are the transit
+// engine's (ACLOperations), which policy.Operations lists too. The typed
+// entry point is the gRPC service TransitService (and its REST face). The
+// generic request's path may name the key ("key/<name>") instead of the
+// data field; byte fields are standard base64.
 package transit

@@ -61,9 +61,9 @@
 //	send        Send       send on "user/<recipient>"
 //	open        Open       open on "user/<caller>"
 //
-// send and open are new ACL operations (ACLOperations) that
-// policy.Operations must list before rules can name them ("*" and admins
-// work already). The generic request's path may name the user
-// ("user/<name>") for get-key and send. Authorization is here, for every
-// entry point, as in the CA engine.
+// send and open are the u2u engine's ACL operations (ACLOperations),
+// which policy.Operations lists too. The generic request's path may name
+// the user ("user/<name>") for get-key and send. Authorization is here,
+// for every entry point (the gRPC service U2UService and its REST face,
+// the generic request), as in the CA engine.
 package u2u
