@@ -21,6 +21,10 @@
 #   mcp    MCP deploy latency (mcp deploy → route serving, p50/p99 over 20
 #          deploys) beside a bare podman run + wait-for-port of the same
 #          image, and mcp-agent RSS idle and with 20 services (bench/mcp/run.sh)
+#   metacrypt  the metacrypt binary with a real MCIAS against step-ca v0.30.2:
+#          stored P-256 issuances/s, full ACME orders/s, transit and SSH CA
+#          rates beside their raw primitives (bench/metacrypt;
+#          BENCH_DURATION, default 10s per measurement)
 #
 # Service benchmarks against real peers (haproxy/caddy for mc-proxy,
 # knot/unbound for MCNS, ...) are added beside this script by the issues
@@ -69,6 +73,13 @@ bench_mcproxy() {
 	bench/mcproxy/run.sh
 }
 
+bench_metacrypt() {
+	# bench/metacrypt builds metacrypt and mcias, installs step-ca v0.30.2
+	# into .bin/bench if missing and writes its own result file
+	# (metacrypt-<stamp>.txt) with the command, commit and machine.
+	go run ./bench/metacrypt -duration "${BENCH_DURATION:-10s}" -out bench/results
+}
+
 bench_mcr() {
 	# bench/mcr builds mcr and mcias, installs distribution v3.1.2 into
 	# .bin/bench once, runs all three and writes its own result file
@@ -78,7 +89,7 @@ bench_mcr() {
 
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-	targets=(go mcias mcns mcproxy mcr mcp)
+	targets=(go mcias mcns mcproxy mcr mcp metacrypt)
 fi
 for t in "${targets[@]}"; do
 	case $t in
@@ -88,8 +99,9 @@ for t in "${targets[@]}"; do
 	mcproxy) bench_mcproxy ;;
 	mcr) bench_mcr ;;
 	mcp) bench_mcp ;;
+	metacrypt) bench_metacrypt ;;
 	*)
-		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy, mcr, mcp)" >&2
+		echo "bench/run.sh: unknown benchmark $t (known: go, mcias, mcns, mcproxy, mcr, mcp, metacrypt)" >&2
 		exit 2
 		;;
 	esac

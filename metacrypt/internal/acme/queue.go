@@ -9,7 +9,8 @@ import (
 )
 
 // The validation queue (OpenBao's lesson, not step-ca's synchronous
-// validation): a challenge response only stores a Job; RunQueue finds due
+// validation): a challenge response stores a Job (and waits a bounded
+// moment for its first attempt, RespondChallenge); RunQueue finds due
 // jobs in every CA mount's storage and validates them, Config.Workers at
 // a time, each attempt bounded by ValidationTimeout. A failed attempt is
 // retried after Attempts×ValidationBackoff until ValidationAttempts have
@@ -22,6 +23,8 @@ const queueTick = time.Second
 
 // RunQueue validates queued challenges until ctx ends.
 func (s *Service) RunQueue(ctx context.Context) error {
+	s.queueRunning.Store(true)
+	defer s.queueRunning.Store(false)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, s.d.Config.Workers)
@@ -142,8 +145,10 @@ func (s *Service) attempt(ctx context.Context, mount string, j Job) {
 	s.record(ctx, st, mount, j, verr)
 }
 
-// record stores an attempt's outcome under the order's lock.
+// record stores an attempt's outcome under the order's lock, then wakes
+// the challenge answers waiting for it.
 func (s *Service) record(ctx context.Context, st Store, mount string, j Job, verr error) {
+	defer s.notifySettled(mount, j.Authz)
 	unlock := s.locks.lock("order/" + mount + "/" + j.Order)
 	defer unlock()
 	az, err := st.Authz(ctx, j.Authz)
@@ -190,5 +195,46 @@ func (s *Service) record(ctx context.Context, st Store, mount string, j Job, ver
 	}
 	if err := s.updateOrder(ctx, st, az.Order); err != nil {
 		log.Warn("acme: order not updated", "error", err)
+	}
+}
+
+// watch registers a channel closed by the next recorded attempt of authz.
+func (s *Service) watch(mount, authz string) chan struct{} {
+	c := make(chan struct{})
+	k := mount + "/" + authz
+	s.settledMu.Lock()
+	s.settled[k] = append(s.settled[k], c)
+	s.settledMu.Unlock()
+	return c
+}
+
+// unwatch drops c if it is still registered (the wait gave up).
+func (s *Service) unwatch(mount, authz string, c chan struct{}) {
+	k := mount + "/" + authz
+	s.settledMu.Lock()
+	defer s.settledMu.Unlock()
+	cs := s.settled[k]
+	for i, x := range cs {
+		if x == c {
+			cs = append(cs[:i], cs[i+1:]...)
+			break
+		}
+	}
+	if len(cs) == 0 {
+		delete(s.settled, k)
+	} else {
+		s.settled[k] = cs
+	}
+}
+
+// notifySettled closes and drops every channel waiting on authz.
+func (s *Service) notifySettled(mount, authz string) {
+	k := mount + "/" + authz
+	s.settledMu.Lock()
+	cs := s.settled[k]
+	delete(s.settled, k)
+	s.settledMu.Unlock()
+	for _, c := range cs {
+		close(c)
 	}
 }

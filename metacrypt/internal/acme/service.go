@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"git.metacircular.net/metacircular/metacrypt/internal/engine"
@@ -71,6 +72,11 @@ const (
 	DefaultMaxOrderList       = 1000
 )
 
+// RespondWait bounds how long a challenge response waits for its first
+// validation attempt (RespondChallenge): below a client's one-second
+// Retry-After, and well below any HTTP client's timeout.
+const RespondWait = 2 * time.Second
+
 // Deps are what the service is built from.
 type Deps struct {
 	Mounts    Mounts
@@ -97,6 +103,12 @@ type Service struct {
 	// queue pass does not start one twice.
 	runningMu sync.Mutex
 	running   map[string]bool
+	// queueRunning is set while RunQueue runs; settled holds, per
+	// mount/authz, the channels of challenge answers waiting for the
+	// first attempt's outcome (RespondChallenge).
+	queueRunning atomic.Bool
+	settledMu    sync.Mutex
+	settled      map[string][]chan struct{}
 }
 
 // New returns the service.
@@ -129,7 +141,7 @@ func New(d Deps) *Service {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{d: d, wake: make(chan struct{}, 1), nonces: map[string]int{}, running: map[string]bool{}}
+	return &Service{d: d, wake: make(chan struct{}, 1), nonces: map[string]int{}, running: map[string]bool{}, settled: map[string][]chan struct{}{}}
 }
 
 func (s *Service) now() time.Time { return s.d.Now().UTC().Truncate(time.Second) }

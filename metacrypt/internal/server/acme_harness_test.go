@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -285,6 +286,8 @@ type http01 struct {
 	mu     sync.Mutex
 	tokens map[string]string
 	hits   int
+	// delay holds every answer back (a slow target).
+	delay atomic.Int64
 }
 
 func (e *acmeEnv) serveHTTP01(t *testing.T) *http01 {
@@ -295,6 +298,7 @@ func (e *acmeEnv) serveHTTP01(t *testing.T) *http01 {
 	}
 	r := &http01{tokens: map[string]string{}}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		time.Sleep(time.Duration(r.delay.Load()))
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.hits++

@@ -23,6 +23,7 @@ import (
 
 	mcnsclient "git.metacircular.net/metacircular/mcns/client"
 	"git.metacircular.net/metacircular/metacrypt/client"
+	acmesvc "git.metacircular.net/metacircular/metacrypt/internal/acme"
 	"git.metacircular.net/metacircular/metacrypt/internal/acme/jws/jwstest"
 )
 
@@ -510,6 +511,62 @@ func TestACMEValidationQueueSurvivesRestart(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "challenge attempt failed, will retry") {
 		t.Fatal("no retry was logged")
+	}
+}
+
+// TestChallengeAnswerWaitsForFirstAttempt: the challenge POST's answer
+// carries the first attempt's outcome when the target answers at once
+// (valid, and the authorization valid on the first read, no Retry-After
+// wait), and says processing, with Retry-After, when it does not within
+// acme.RespondWait.
+func TestChallengeAnswerWaitsForFirstAttempt(t *testing.T) {
+	e := startACME(t, `validation_attempts = 3`)
+	ctx := t.Context()
+	ac := e.register(t, agent)
+	resp := e.serveHTTP01(t)
+	accept := func(name string) (*acme.Challenge, string) {
+		t.Helper()
+		o, err := ac.AuthorizeOrder(ctx, []acme.AuthzID{{Type: "dns", Value: svcName(name)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		z, err := ac.GetAuthorization(ctx, o.AuthzURLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range z.Challenges {
+			if c.Type != "http-01" {
+				continue
+			}
+			ka, err := ac.HTTP01ChallengeResponse(c.Token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.set(c.Token, ka)
+			ch, err := ac.Accept(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ch, o.AuthzURLs[0]
+		}
+		t.Fatal("no http-01 challenge")
+		return nil, ""
+	}
+	ch, authzURL := accept("fast")
+	if ch.Status != acme.StatusValid {
+		t.Fatalf("challenge answer for a target that answers at once: %+v", ch)
+	}
+	if z, err := ac.GetAuthorization(ctx, authzURL); err != nil || z.Status != acme.StatusValid {
+		t.Fatalf("first authorization read: %+v %v", z, err)
+	}
+	resp.delay.Store(int64(acmesvc.RespondWait + time.Second))
+	start := time.Now()
+	ch, authzURL = accept("slow")
+	if ch.Status != acme.StatusProcessing || time.Since(start) < acmesvc.RespondWait {
+		t.Fatalf("slow target: %+v after %s", ch, time.Since(start))
+	}
+	if z, err := ac.WaitAuthorization(ctx, authzURL); err != nil || z.Status != acme.StatusValid {
+		t.Fatalf("slow target, after waiting: %+v %v", z, err)
 	}
 }
 
