@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +61,90 @@ func text(id string) string {
 	return `(document.getElementById("` + id + `") ? document.getElementById("` + id + `").innerText : "")`
 }
 
+// ssoLnTaken says a browser test has served on env.webLn (and its
+// harness closed it when it stopped).
+var ssoLnTaken bool
+
+// ssoListener is a listener on the address MCIAS has Metacrypt's SSO
+// redirect URI for: env.webLn for the first browser test, then the same
+// address bound again, so each browser test can sign in whatever order
+// they run in.
+func ssoListener(t *testing.T) net.Listener {
+	t.Helper()
+	if !ssoLnTaken {
+		ssoLnTaken = true
+		return env.webLn
+	}
+	ln, err := net.Listen("tcp", env.webLn.Addr().String())
+	if err != nil {
+		t.Fatalf("bind the SSO redirect address again: %v", err)
+	}
+	return ln
+}
+
+// tab is a headless Chromium tab (TLS verified against the test CA,
+// through an NSS database) driven by a test.
+type tab struct {
+	t *testing.T
+	// ctx bounds the test's steps; raw outlives it, for failure reports.
+	ctx, raw context.Context
+}
+
+// openBrowser starts Chromium for the test; its steps must be done
+// within timeout.
+func openBrowser(t *testing.T, timeout time.Duration) *tab {
+	t.Helper()
+	chromium := testtool.Require(t, "/usr/bin/chromium")
+	home := trustingHome(t)
+	var browserLog bytes.Buffer
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.Env("HOME="+home),
+		chromedp.CombinedOutput(&browserLog),
+	)
+	t.Cleanup(cancelAlloc)
+	raw, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(raw); err != nil {
+		t.Fatalf("start chromium: %v\n%s", err, browserLog.String())
+	}
+	ctx, cancel := context.WithTimeout(raw, timeout)
+	t.Cleanup(cancel)
+	return &tab{t: t, ctx: ctx, raw: raw}
+}
+
+// fail ends the test at step, with the page's address and text.
+func (b *tab) fail(step string, err error) {
+	b.t.Helper()
+	loc, _ := chromedp.Run(b.raw, chromedp.Location())
+	body, _ := chromedp.Run(b.raw, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	b.t.Fatalf("%s: %v\npage %s:\n%s", step, err, loc, tail(body, 3000))
+}
+
+// step runs actions (navigations, typing, clicks), then waits until the
+// JavaScript condition cond holds on the page they lead to.
+func (b *tab) step(what, cond string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.fail(what, err)
+	}
+	if err := waitTrue(b.ctx, cond); err != nil {
+		b.fail(what, err)
+	}
+}
+
+// text is the text of the element with id on the page.
+func (b *tab) text(what, id string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("#"+id)))
+	if err != nil {
+		b.fail(what, err)
+	}
+	return s
+}
+
 // TestBrowserUnsealIssueRevoke drives the web UI in headless Chromium
 // (TLS verified against the test CA) from a fresh browser: Metacrypt
 // restarted (so sealed), sign-in through MCIAS SSO as alice, unseal
@@ -68,8 +153,6 @@ func text(id string) string {
 // downloadable), found in the list, revoked with a reason, and the
 // revocation seen over the API and in the issuer's CRL.
 func TestBrowserUnsealIssueRevoke(t *testing.T) {
-	chromium := testtool.Require(t, "/usr/bin/chromium")
-	home := trustingHome(t)
 	ctx := t.Context()
 	h := start(t)
 	h.ready(t, false)
@@ -83,44 +166,15 @@ func TestBrowserUnsealIssueRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Restart on the listener MCIAS knows the redirect URI of: sealed.
-	h.httpLn, h.extra = env.webLn, webTOML(env.webLn.Addr().String())
+	h.httpLn, h.extra = ssoListener(t), webTOML(env.webLn.Addr().String())
 	h.restart(t)
 	adm = h.client(t, admin) // the restart moved the gRPC listener
 	if st, err := adm.Status(ctx); err != nil || !st.Sealed {
 		t.Fatalf("after the restart: %+v %v", st, err)
 	}
 
-	var browserLog bytes.Buffer
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Flag("headless", true), chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.Env("HOME="+home),
-		chromedp.CombinedOutput(&browserLog),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v\n%s", err, browserLog.String())
-	}
-	bc, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
-	fail := func(step string, err error) {
-		t.Helper()
-		loc, _ := chromedp.Run(bctx, chromedp.Location())
-		body, _ := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-		t.Fatalf("%s: %v\npage %s:\n%s", step, err, loc, tail(body, 3000))
-	}
-	step := func(what, cond string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bc, actions...); err != nil {
-			fail(what, err)
-		}
-		if err := waitTrue(bc, cond); err != nil {
-			fail(what, err)
-		}
-	}
+	b := openBrowser(t, 60*time.Second)
+	step := b.step
 	host := env.webLn.Addr().String()
 
 	// Sign in from scratch: Metacrypt → MCIAS authorize → MCIAS's login
@@ -150,10 +204,7 @@ func TestBrowserUnsealIssueRevoke(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#issue textarea[name="dns_names"]`), name),
 		chromedp.SetValue(chromedp.CSS(`#issue select[name="key_type"]`), "ed25519"),
 		chromedp.Click(chromedp.CSS(`#issue button[type="submit"]`)))
-	serial, err := chromedp.Run(bc, chromedp.Text(chromedp.CSS(`#serial`)))
-	if err != nil {
-		fail("serial", err)
-	}
+	serial := b.text("serial", "serial")
 	issued, err := adm.Certificate(ctx, "pki", serial)
 	if err != nil || issued.RequestedBy != alice || issued.KeyType != "ed25519" || len(issued.DNSNames) != 1 || issued.DNSNames[0] != name || issued.Revoked {
 		t.Fatalf("issued through the browser: %+v %v", issued, err)

@@ -138,10 +138,14 @@ type issuedData struct {
 	ChainURL, KeyURL template.URL
 }
 
-// pemURL is a data: URL of a PEM text. base64 carries no character that
-// could leave the attribute, so it is safe as a template.URL.
-func pemURL(text string) template.URL {
-	return template.URL("data:application/x-pem-file;base64," + base64.StdEncoding.EncodeToString([]byte(text))) //nolint:gosec // built here from base64 only
+// pemURL is a data: URL of a PEM text.
+func pemURL(text string) template.URL { return dataURL("application/x-pem-file", []byte(text)) }
+
+// dataURL is a data: URL of b as mediaType (one of this package's
+// constants). base64 carries no character that could leave the
+// attribute, so it is safe as a template.URL.
+func dataURL(mediaType string, b []byte) template.URL {
+	return template.URL("data:" + mediaType + ";base64," + base64.StdEncoding.EncodeToString(b)) //nolint:gosec // built here from a constant and base64 only
 }
 
 func (ui *UI) issue(w http.ResponseWriter, r *http.Request, p *page) {
@@ -174,13 +178,6 @@ func (ui *UI) issue(w http.ResponseWriter, r *http.Request, p *page) {
 	}
 	ui.show(w, http.StatusOK, "issued", p)
 }
-
-// pageSize is the certificate list's page; the API returns at most
-// maxList rows, so paging reaches the first maxList matches.
-const (
-	pageSize = 50
-	maxList  = 1000
-)
 
 // certQuery is the certificate search.
 type certQuery struct {
@@ -220,9 +217,7 @@ func (ui *UI) certsPage(w http.ResponseWriter, r *http.Request, p *page) {
 		Q: strings.TrimSpace(v.Get("q")), Status: v.Get("status"), Issuer: v.Get("issuer"),
 		RequestedBy: strings.TrimSpace(v.Get("requested_by")), ExpiringWithin: strings.TrimSpace(v.Get("expiring_within")),
 	}
-	if n, err := strconv.Atoi(v.Get("page")); err == nil && n > 0 && n < maxList/pageSize {
-		q.Page = n
-	}
+	q.Page = pageParam(v)
 	d := certsData{Query: q, Statuses: []string{"valid", "revoked", "expired"}}
 	issuers, _, err := ui.issuerNames(r)
 	if err != nil {
@@ -249,27 +244,22 @@ func (ui *UI) certsPage(w http.ResponseWriter, r *http.Request, p *page) {
 			}
 		}
 	}
-	limit := min((q.Page+1)*pageSize+1, maxList)
 	resp, err := ui.ca.ListCertificates(r.Context(), &mcv1.ListCertificatesRequest{
 		Mount: p.Mount, Name: q.Q, Issuer: q.Issuer, RequestedBy: q.RequestedBy, Status: q.Status,
-		ExpiringWithin: q.ExpiringWithin, Limit: int32(limit), //nolint:gosec // at most maxList
+		ExpiringWithin: q.ExpiringWithin, Limit: pageLimit(q.Page),
 	})
 	if err != nil {
 		ui.formError(w, r, p, err, func(status int) { p.Data = d; ui.show(w, status, "certs", p) })
 		return
 	}
-	all := resp.GetCertificates()
-	from, to := q.Page*pageSize, (q.Page+1)*pageSize
-	if from < len(all) {
-		d.Certs = all[from:min(to, len(all))]
-	}
+	var next bool
+	d.Certs, next, d.Truncated = paged(resp.GetCertificates(), q.Page)
 	if q.Page > 0 {
 		d.Prev = q.values(q.Page - 1)
 	}
-	if len(all) > to && to < maxList {
+	if next {
 		d.Next = q.values(q.Page + 1)
 	}
-	d.Truncated = len(all) >= maxList && to >= maxList
 	p.Data = d
 	ui.show(w, http.StatusOK, "certs", p)
 }

@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -9,6 +10,9 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,7 +76,11 @@ type UI struct {
 	ca     mcv1.CAServiceClient
 	acme   mcv1.ACMEServiceClient
 	policy mcv1.PolicyServiceClient
-	mux    *http.ServeMux
+	// The other engines' services (ssh.go, transit.go, u2u.go).
+	ssh     mcv1.SSHServiceClient
+	transit mcv1.TransitServiceClient
+	u2u     mcv1.U2UServiceClient
+	mux     *http.ServeMux
 }
 
 var funcs = template.FuncMap{
@@ -81,6 +89,10 @@ var funcs = template.FuncMap{
 	"statusText": http.StatusText,
 	"certStatus": certStatus,
 	"inc":        func(n int) int { return n + 1 },
+	"mountPath":  mountPath,
+	"sshStatus":  sshStatus,
+	"pairs":      pairs,
+	"base64":     base64.StdEncoding.EncodeToString,
 }
 
 func when(ts *timestamppb.Timestamp) string {
@@ -88,6 +100,16 @@ func when(ts *timestamppb.Timestamp) string {
 		return "—"
 	}
 	return ts.AsTime().UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// pairs shows a map of options as "name=value" lines, by name.
+func pairs(m map[string]string) string {
+	lines := make([]string, 0, len(m))
+	for k, v := range m {
+		lines = append(lines, k+"="+v)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }
 
 // certStatus is a certificate's state as the list's status filter names
@@ -125,6 +147,7 @@ func New(d Deps) (*UI, error) {
 			HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}},
 		sys: mcv1.NewSysServiceClient(d.Conn), ca: mcv1.NewCAServiceClient(d.Conn),
 		acme: mcv1.NewACMEServiceClient(d.Conn), policy: mcv1.NewPolicyServiceClient(d.Conn),
+		ssh: mcv1.NewSSHServiceClient(d.Conn), transit: mcv1.NewTransitServiceClient(d.Conn), u2u: mcv1.NewU2UServiceClient(d.Conn),
 		mux: http.NewServeMux(),
 	}
 	static, err := fs.Sub(assets.FS, "static")
@@ -139,16 +162,19 @@ func New(d Deps) (*UI, error) {
 	m.HandleFunc("GET /{$}", ui.public(ui.statusPage))
 	m.HandleFunc("POST /unseal", ui.public(ui.unseal))
 	m.HandleFunc("POST /seal", ui.signedIn(ui.seal))
-	m.HandleFunc("GET /mounts/{mount}", ui.signedIn(ui.issuersPage))
-	m.HandleFunc("POST /mounts/{mount}/issuers", ui.signedIn(ui.createIssuer))
-	m.HandleFunc("GET /mounts/{mount}/issue", ui.signedIn(ui.issuePage))
-	m.HandleFunc("POST /mounts/{mount}/issue", ui.signedIn(ui.issue))
-	m.HandleFunc("GET /mounts/{mount}/certs", ui.signedIn(ui.certsPage))
-	m.HandleFunc("GET /mounts/{mount}/certs/{serial}", ui.signedIn(ui.certPage))
-	m.HandleFunc("POST /mounts/{mount}/certs/{serial}/revoke", ui.signedIn(ui.revoke))
-	m.HandleFunc("GET /mounts/{mount}/eab", ui.signedIn(ui.eabPage))
-	m.HandleFunc("POST /mounts/{mount}/eab", ui.signedIn(ui.createEAB))
-	m.HandleFunc("POST /mounts/{mount}/eab/{kid}/revoke", ui.signedIn(ui.revokeEAB))
+	m.HandleFunc("GET /mounts/{mount}", ui.mounted(engineCA, ui.issuersPage))
+	m.HandleFunc("POST /mounts/{mount}/issuers", ui.mounted(engineCA, ui.createIssuer))
+	m.HandleFunc("GET /mounts/{mount}/issue", ui.mounted(engineCA, ui.issuePage))
+	m.HandleFunc("POST /mounts/{mount}/issue", ui.mounted(engineCA, ui.issue))
+	m.HandleFunc("GET /mounts/{mount}/certs", ui.mounted(engineCA, ui.certsPage))
+	m.HandleFunc("GET /mounts/{mount}/certs/{serial}", ui.mounted(engineCA, ui.certPage))
+	m.HandleFunc("POST /mounts/{mount}/certs/{serial}/revoke", ui.mounted(engineCA, ui.revoke))
+	m.HandleFunc("GET /mounts/{mount}/eab", ui.mounted(engineCA, ui.eabPage))
+	m.HandleFunc("POST /mounts/{mount}/eab", ui.mounted(engineCA, ui.createEAB))
+	m.HandleFunc("POST /mounts/{mount}/eab/{kid}/revoke", ui.mounted(engineCA, ui.revokeEAB))
+	ui.sshRoutes(m)
+	ui.transitRoutes(m)
+	ui.u2uRoutes(m)
 	m.HandleFunc("GET /policy", ui.signedIn(ui.policyPage))
 	m.HandleFunc("POST /policy/rules", ui.signedIn(ui.createRule))
 	m.HandleFunc("POST /policy/rules/{id}/delete", ui.signedIn(ui.deleteRule))
@@ -184,8 +210,9 @@ type page struct {
 	// status for it.
 	Error string
 	Code  int
-	// Mount is the mount the page is about (the mount tabs show).
-	Mount string
+	// Mount is the mount the page is about, and Engine its type: the
+	// layout shows that engine's tabs.
+	Mount, Engine string
 	// Nav names the active tab.
 	Nav string
 	// Next is where the unseal form returns to.
@@ -231,6 +258,50 @@ func (ui *UI) session(w http.ResponseWriter, r *http.Request) (*auth.Identity, c
 	}
 	ctx := metadata.AppendToOutgoingContext(r.Context(), "authorization", "Bearer "+c.Value)
 	return id, ctx, nil
+}
+
+// The engines the UI has pages for, by mount type (Mount.type).
+const (
+	engineCA      = "ca"
+	engineSSH     = "ssh"
+	engineTransit = "transit"
+	engineU2U     = "u2u"
+)
+
+// mountPath is the UI's page of a mount of type engine ("" for a type
+// the UI has no pages for).
+func mountPath(engine, mount string) string {
+	m := url.PathEscape(mount)
+	switch engine {
+	case engineCA:
+		return "/mounts/" + m
+	case engineSSH, engineTransit, engineU2U:
+		return "/" + engine + "/" + m
+	}
+	return ""
+}
+
+// mountType is the type of the mount named mount ("" when there is
+// none), from SysService.ListMounts.
+func (ui *UI) mountType(r *http.Request, mount string) (string, error) {
+	resp, err := ui.sys.ListMounts(r.Context(), &mcv1.ListMountsRequest{})
+	if err != nil {
+		return "", err
+	}
+	for _, m := range resp.GetMounts() {
+		if m.GetName() == mount {
+			return m.GetType(), nil
+		}
+	}
+	return "", nil
+}
+
+// mounted runs h as signedIn does, for a page of one of engine's mounts.
+func (ui *UI) mounted(engine string, h handler) http.HandlerFunc {
+	return ui.signedIn(func(w http.ResponseWriter, r *http.Request, p *page) {
+		p.Engine = engine
+		h(w, r, p)
+	})
 }
 
 // public runs h with or without a signed-in user. MCIAS being down does
@@ -360,6 +431,57 @@ func list(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t'
 	})
+}
+
+// badField is the UI's own refusal of a form field it cannot translate
+// for the API (a number that is not one, base64 that is not), shaped as
+// the API's 400 naming the field, so the pages show it as they show the
+// API's.
+func badField(field, format string, args ...any) error {
+	return apierr.GRPC(nil, apierr.InvalidField(field, format, args...))
+}
+
+// listDenied is the API's refusal of a listing that a page can do
+// without, because the forms beside it may still be allowed (a rule may
+// allow "encrypt" on a key but not "read" on the keys): the message to
+// show in its place, or ok=false for any other error.
+func listDenied(err error) (msg string, ok bool) {
+	if apierr.FromGRPC(err).Kind != apierr.Denied {
+		return "", false
+	}
+	return errMessage(err), true
+}
+
+// Paging of the certificate lists: pageSize rows a page; the API returns
+// at most maxList rows, so paging reaches the first maxList matches.
+const (
+	pageSize = 50
+	maxList  = 1000
+)
+
+// pageParam is the list page a query asks for (from 0).
+func pageParam(v url.Values) int {
+	if n, err := strconv.Atoi(v.Get("page")); err == nil && n > 0 && n < maxList/pageSize {
+		return n
+	}
+	return 0
+}
+
+// pageLimit is the limit to ask the API for to show page n: one row more
+// than it shows, to know whether a next page exists.
+func pageLimit(n int) int32 {
+	return int32(min((n+1)*pageSize+1, maxList)) //nolint:gosec // at most maxList
+}
+
+// paged is page n of all (the API's answer for pageLimit(n)): its rows,
+// whether a next page exists, and whether the matches go past what
+// paging reaches.
+func paged[T any](all []T, n int) (rows []T, next, truncated bool) {
+	from, to := n*pageSize, (n+1)*pageSize
+	if from < len(all) {
+		rows = all[from:min(to, len(all))]
+	}
+	return rows, len(all) > to && to < maxList, len(all) >= maxList && to >= maxList
 }
 
 // errMessage is an API error as a line of text: its message and status.
