@@ -53,7 +53,8 @@ func writeReport(w io.Writer, o options, in reportInfo, res *results) {
 		"bound to mcp-agent, step-ca's ACME provisioner has no EAB); order = new-order for IP 127.0.0.1 + authz + http-01 "+
 		"(challenge server in this client) + poll + finalize (pregenerated P-256 CSR) + chain download; \"poll %s\": GET every %s; "+
 		"\"Retry-After\": x/crypto/acme's WaitAuthorization/WaitOrder (Retry-After, 1 s when absent); metacrypt validates from a queue "+
-		"(nudged at once) and answers Retry-After: 1 while pending; step-ca validates inside the challenge request\n",
+		"(nudged at once), the challenge answer waiting up to 2 s for the first attempt (Retry-After: 1 only while still pending); "+
+		"step-ca validates inside the challenge request\n",
 		o.orders, o.poll, o.poll)
 	if o.figures["transit"] {
 		fmt.Fprintf(w, "# transit: aes256-gcm96 key, %d-byte random payloads, encrypt then decrypt (plaintext checked) = 1 pair; single: one pair per "+
