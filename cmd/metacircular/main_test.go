@@ -581,7 +581,7 @@ func checkMCNS(t *testing.T, bin, root, adminPassword string) {
 	}
 }
 
-// checkMCProxy reaches MCIAS (L7) and MCNS's REST API (L4) through the
+// checkMCProxy reaches MCIAS and Metacrypt (L7) and MCNS's REST API (L4) through the
 // mc-proxy the launcher started, by SNI on its one loopback listener, and
 // lists its routes with mcproxyctl over the admin socket. A name with no
 // route gets no TLS session.
@@ -598,7 +598,7 @@ func checkMCProxy(t *testing.T, bin, root string) {
 		return exec.Command("curl", "-sS", "--fail", "--max-time", "10", "--resolve", name+":"+port+":127.0.0.1",
 			"--cacert", ca, "https://"+name+":"+port+"/v1/health").CombinedOutput()
 	}
-	for _, svc := range []string{"mcias", "mcns"} {
+	for _, svc := range []string{"mcias", "mcns", "metacrypt"} {
 		name := svc + ".svc." + domain
 		if out, err := curl(name); err != nil || !strings.Contains(string(out), `"status":"ok"`) {
 			t.Fatalf("curl %s health through mc-proxy: %v %s", name, err, out)
@@ -617,7 +617,7 @@ func checkMCProxy(t *testing.T, bin, root string) {
 	if err != nil {
 		t.Fatalf("mcproxyctl routes list: %v\n%s", err, out)
 	}
-	for _, want := range []string{"mcias.svc." + domain, "mcns.svc." + domain, "l7", "l4"} {
+	for _, want := range []string{"mcias.svc." + domain, "mcns.svc." + domain, "metacrypt.svc." + domain, "l7", "l4"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("mcproxyctl routes list lacks %q:\n%s", want, out)
 		}

@@ -14,7 +14,7 @@ import (
 )
 
 // MCProxy is mc-proxy, the platform's TLS ingress. On the first run Prepare
-// writes mc-proxy.toml with one loopback listener "https" and two seed
+// writes mc-proxy.toml with one loopback listener "https" and four seed
 // routes on it:
 //
 //   - mcias.svc.D, L7: mc-proxy terminates TLS with a seed-CA certificate
@@ -24,6 +24,8 @@ import (
 //   - mcr.svc.D, L7 likewise, to MCR's HTTPS port (mc-proxy streams
 //     request and response bodies, so image layers pass through without
 //     being held whole);
+//   - metacrypt.svc.D, L7 likewise, to Metacrypt's HTTPS port (its API,
+//     ACME server, public CA endpoints and web UI);
 //   - mcns.svc.D, L4: a raw relay to MCNS's REST port, which terminates
 //     TLS itself with its own certificate (which carries mcns.svc.D).
 //
@@ -46,14 +48,15 @@ func prepareMCProxy(_ context.Context, env *Env) (*Process, error) {
 	ports := map[string]int{}
 	// mcias-https and mcns-https were allocated by MCIAS's and MCNS's
 	// Prepare; Port returns the same persisted ports.
-	for _, key := range []string{"mc-proxy-https", "mc-proxy-metrics", "mcias-https", "mcns-https", "mcr-https"} {
+	for _, key := range []string{"mc-proxy-https", "mc-proxy-metrics", "mcias-https", "mcns-https", "mcr-https", "metacrypt-https"} {
 		if ports[key], err = env.Port(key); err != nil {
 			return nil, err
 		}
 	}
 	loopback := func(key string) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[key])) }
 	mciasHost, mcnsHost, mcrHost := "mcias.svc."+env.Domain, "mcns.svc."+env.Domain, "mcr.svc."+env.Domain
-	// The certificates mc-proxy serves for the L7 MCIAS and MCR routes.
+	metacryptHost := "metacrypt.svc." + env.Domain
+	// The certificates mc-proxy serves for the L7 MCIAS, MCR and Metacrypt routes.
 	// The MCNS route is L4, so MCNS's own certificate is what clients see
 	// there.
 	cert, err := env.Issue("mc-proxy-mcias", []string{mciasHost}, nil)
@@ -61,6 +64,10 @@ func prepareMCProxy(_ context.Context, env *Env) (*Process, error) {
 		return nil, err
 	}
 	mcrCert, err := env.Issue("mc-proxy-mcr", []string{mcrHost}, nil)
+	if err != nil {
+		return nil, err
+	}
+	metacryptCert, err := env.Issue("mc-proxy-metacrypt", []string{metacryptHost}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +130,24 @@ backend_tls = true
 backend_ca = %q
 backend_server_name = %q
 send_proxy_protocol = true
+
+# Metacrypt (API, ACME, public CA endpoints, web UI): L7 like MCIAS; it
+# believes the PROXY header from 127.0.0.1 (server.proxy_protocol_from).
+[[routes]]
+listener = "https"
+hostname = %q
+mode = "l7"
+backend = %q
+tls_cert = %q
+tls_key = %q
+backend_tls = true
+backend_ca = %q
+backend_server_name = %q
+send_proxy_protocol = true
 `, sock, metricsAddr, filepath.Join(dir, "mc-proxy.db"), listenAddr,
 			mciasHost, loopback("mcias-https"), cert.CertPath, cert.KeyPath, env.CA.CertPath(), mciasHost,
-			mcnsHost, loopback("mcns-https"), mcrHost, loopback("mcr-https"), mcrCert.CertPath, mcrCert.KeyPath, env.CA.CertPath(), mcrHost)
+			mcnsHost, loopback("mcns-https"), mcrHost, loopback("mcr-https"), mcrCert.CertPath, mcrCert.KeyPath, env.CA.CertPath(), mcrHost,
+			metacryptHost, loopback("metacrypt-https"), metacryptCert.CertPath, metacryptCert.KeyPath, env.CA.CertPath(), metacryptHost)
 		if err := atomicfile.Write(cfgPath, []byte(cfg), 0o600); err != nil {
 			return nil, err
 		}
@@ -135,8 +157,8 @@ send_proxy_protocol = true
 		return nil, err
 	}
 	port := strconv.Itoa(ports["mc-proxy-https"])
-	env.Print(fmt.Sprintf("mc-proxy routes %s, %s and %s on %s; e.g. curl --resolve %s:%s:127.0.0.1 --cacert %s https://%s:%s/v1/health",
-		mciasHost, mcnsHost, mcrHost, listenAddr, mciasHost, port, env.CA.CertPath(), mciasHost, port))
+	env.Print(fmt.Sprintf("mc-proxy routes %s, %s, %s and %s on %s; e.g. curl --resolve %s:%s:127.0.0.1 --cacert %s https://%s:%s/v1/health",
+		mciasHost, mcnsHost, mcrHost, metacryptHost, listenAddr, mciasHost, port, env.CA.CertPath(), mciasHost, port))
 	return &Process{
 		Path: bin,
 		Args: []string{"--config", cfgPath, "server"},

@@ -69,6 +69,9 @@ listen_addr = %q
 grpc_addr = %q
 tls_cert = %q
 tls_key = %q
+# mc-proxy's route to Metacrypt (metacrypt.svc.<domain>) sends a PROXY
+# header naming each client; direct local clients connect without one.
+proxy_protocol_from = ["127.0.0.1"]
 
 [database]
 path = %q
