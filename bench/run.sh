@@ -6,9 +6,11 @@
 #   bench/run.sh go mcias   only the named ones
 #
 #   go     Go micro-benchmarks of mcdsl (go test -bench)
-#   mcias  a real MCIAS on loopback: token validations/s and logins/s with
-#          the default Argon2id cost (bench/mcias; BENCH_DURATION, default
-#          10s per measurement)
+#   mcias  a real MCIAS on loopback: token validations/s beside an empty
+#          handler on the same stack (ratio), logins/s beside the raw
+#          Argon2id rate, mcdsl/auth's cached validation in process, RSS,
+#          CPU and allocation profiles (bench/mcias; BENCH_DURATION, default
+#          10s per measurement; about 4 minutes)
 #   mcns   MCNS's DNS server against knot and unbound serving the same zone,
 #          with dnsperf (bench/mcns/run.sh; BENCH_DURATION, at most 15s)
 #   mcproxy  mc-proxy L7 and L4 against haproxy and caddy with the same

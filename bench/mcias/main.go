@@ -1,18 +1,78 @@
-// Command mcias measures a real MCIAS: it builds the mcias binary, runs it
-// on loopback with a seed-CA certificate in a temporary directory, and
-// drives it with concurrent HTTPS keep-alive clients for a bounded time
-// each: token validations per second (POST /v1/token/validate) and logins
-// per second (POST /v1/auth/login) with MCIAS's default Argon2id cost (or
-// the one given), reporting mean and percentile latencies. The report,
-// with the exact command, commit, CPU count and parameters, goes to
-// stdout and to <out>/mcias-<UTC timestamp>.txt.
+// Command mcias measures a real MCIAS and writes the figures to stdout and
+// to <out>/mcias-<UTC timestamp>.txt, with the server's CPU and allocation
+// profiles under the validation load beside it (.cpu.pprof, .alloc.pprof).
+//
+//	go run ./bench/mcias -duration 10s -out bench/results   (or: bench/run.sh mcias)
+//
+// It builds the mcias binary, runs `mcias init` and `mcias server` on
+// loopback with a seed-CA certificate in a temporary directory (log level
+// warn, throttle limits raised so that parallel successful logins are
+// never refused, and, for the profiles, the opt-in [debug] pprof_addr on
+// loopback), creates an account "bench" with role user and logs it in.
+// Every request goes over HTTPS (TLS 1.3, HTTP/2) from -clients
+// concurrent clients, each on its own keep-alive connection, back to back
+// for -duration after an untimed warm-up; the server and this program
+// share the machine's CPUs (no pinning), and so does whatever else runs
+// there: the load average is reported. Figures:
+//
+//   - token_validate: POST /v1/token/validate with the bench account's
+//     token, as every service's mcdsl/auth sends it.
+//   - empty_jwks, the baseline: GET /.well-known/jwks.json, which answers
+//     a fixed ~150-byte JSON body (the public key set, from memory)
+//     without authentication on the same listener, TLS, HTTP/2 and
+//     middleware chain (HSTS, request log, request metrics, the service
+//     mux, the chi router of MCIAS's HTTP). GET /v1/health is not the
+//     baseline because it is not empty: it runs `select 1` in SQLite (the
+//     health check pings the database); it is measured beside it.
+//     token_validate and empty_jwks run -reps times each, alternating
+//     which goes first, so other work on the machine falls on both; the
+//     figure is the median, and the ratio validate/empty is the median of
+//     the per-repetition ratios (issue #13's target: ≥ 0.7). The ratio of
+//     their CPU per request (server and this client) is printed too: it
+//     does not move with the machine's other load.
+//   - validate_no_token: the same POST with {"token":""}, which has nothing
+//     to check: what the request shape alone costs against the GET
+//     baseline (a second TLS record each way and a body to read).
+//   - validate_forged: the flood case, a token with MCIAS's header and
+//     claims but a random signature, answered {"valid":false} after the
+//     full parse and the Ed25519 check.
+//   - login: POST /v1/auth/login at -login-clients concurrent clients,
+//     beside argon2id_raw, golang.org/x/crypto/argon2.IDKey with the
+//     parameters read from the bench account's stored hash, computed in
+//     this process by as many goroutines (both cores, the server idle),
+//     -login-reps times each, alternating: a login costs one Argon2id run,
+//     so logins/s ≤ about that rate, and the server's CPU per login is
+//     about this process's CPU per hash (the figure that other load on
+//     the machine does not move).
+//   - auth_cache: what every other service pays per authenticated request
+//     once a token is cached: mcdsl/auth's Client.ValidateToken in this
+//     process on a token it validated once against this MCIAS, from
+//     GOMAXPROCS goroutines (checked: the server's CPU stays still).
+//   - the server's memory from /proc/<pid>/status: VmRSS idle (started,
+//     nothing asked yet), then VmRSS and VmHWM after the validation loads
+//     (the peak restarted, via /proc/<pid>/clear_refs, after their first
+//     repetition, by when the memory of the setup's Argon2id runs has
+//     normally gone back to the system) and after the logins (restarted
+//     before them; each Argon2id run holds its memory cost).
+//   - srv_us/req and cli_us/req: CPU time of the server and of this
+//     program per request, from /proc/<pid>/stat (10 ms ticks).
+//
+// With -profile (the default) one more run of the validation load, right
+// after the validation repetitions, takes the server's CPU profile and an
+// allocation profile (the delta over the same seconds, from
+// /debug/pprof/allocs?seconds=) over the pprof listener; view them with
+// `go tool pprof -http : bench/results/mcias-<stamp>.cpu.pprof`. Any
+// setup error stops the run with a non-zero exit; request errors are
+// counted and the first one is printed.
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,15 +86,18 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/argon2"
 	_ "modernc.org/sqlite" // reads the password hash MCIAS actually wrote
 
 	"git.metacircular.net/metacircular/internal/seedpki"
+	"git.metacircular.net/metacircular/mcdsl/auth"
+	"git.metacircular.net/metacircular/mcdsl/config"
 	"git.metacircular.net/metacircular/mcias/client"
 )
 
@@ -42,25 +105,37 @@ const (
 	adminPassword = "bench-admin-password"
 	benchUser     = "bench"
 	benchPassword = "bench-user-password"
+	// targetRatio is issue #13's bar for validations against the empty
+	// handler.
+	targetRatio = 0.7
+	// maxProfileSeconds stays under the pprof listener's write timeout
+	// (30 s, mcdsl/httpserver).
+	maxProfileSeconds = 25
 )
 
 type options struct {
 	duration     time.Duration
+	reps         int
+	loginReps    int
 	clients      int
 	loginClients int
 	argon2       string
 	out          string
 	mciasBin     string
+	profile      bool
 }
 
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each measurement runs")
-	flag.IntVar(&o.clients, "clients", 16, "concurrent clients for token validation")
-	flag.IntVar(&o.loginClients, "login-clients", runtime.NumCPU(), "concurrent clients for logins (each Argon2id run holds its memory cost)")
+	flag.IntVar(&o.reps, "reps", 5, "repetitions of the validate and empty-handler measurements (alternating)")
+	flag.IntVar(&o.loginReps, "login-reps", 2, "repetitions of the login and raw Argon2id measurements (alternating)")
+	flag.IntVar(&o.clients, "clients", 16, "concurrent clients for token validation and the baselines")
+	flag.IntVar(&o.loginClients, "login-clients", runtime.NumCPU(), "concurrent clients for logins, and goroutines for the raw Argon2id rate")
 	flag.StringVar(&o.argon2, "argon2", "", `Argon2id cost as "memory_kib,iterations,parallelism" (default: MCIAS's defaults)`)
-	flag.StringVar(&o.out, "out", "bench/results", "directory for the result file (empty: stdout only)")
+	flag.StringVar(&o.out, "out", "bench/results", "directory for the result file and profiles (empty: stdout only, no profiles)")
 	flag.StringVar(&o.mciasBin, "mcias", "", "prebuilt mcias binary (default: go build it)")
+	flag.BoolVar(&o.profile, "profile", true, "take the server's CPU and allocation profiles under the validation load (needs -out)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -71,9 +146,23 @@ func main() {
 	}
 }
 
+// server is the running mcias and what the measurements need of it.
+type server struct {
+	base      string // https://127.0.0.1:port
+	pprofBase string // http://127.0.0.1:port, or "" without -profile
+	pid       int
+	tlsCfg    *tls.Config
+	caPath    string
+	dbPath    string
+	grpcAddr  string
+}
+
 func run(ctx context.Context, o options) error {
-	if o.clients < 1 || o.loginClients < 1 || o.duration <= 0 {
-		return errors.New("-clients, -login-clients and -duration must be positive")
+	if o.clients < 1 || o.loginClients < 1 || o.reps < 1 || o.loginReps < 1 || o.duration <= 0 {
+		return errors.New("-clients, -login-clients, -reps, -login-reps and -duration must be positive")
+	}
+	if o.out == "" {
+		o.profile = false
 	}
 	argon2TOML := ""
 	if o.argon2 != "" {
@@ -88,31 +177,230 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	loadBefore := loadAvg()
 
+	srv, stopServer, err := startServer(ctx, o, dir, argon2TOML)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+	// Idle: started, healthy, nothing asked of it yet (the setup's
+	// Argon2id runs would be in the figure otherwise).
+	idle, err := readMemory(srv.pid)
+	if err != nil {
+		return err
+	}
+
+	admin, err := client.New(srv.grpcAddr, srv.caPath, "")
+	if err != nil {
+		return err
+	}
+	if _, err := admin.Login(ctx, client.LoginRequest{Username: "admin", Password: adminPassword}); err != nil {
+		return fmt.Errorf("admin login: %w", err)
+	}
+	if _, err := admin.CreateAccount(ctx, client.CreateAccountRequest{
+		Username: benchUser, AccountType: "human", Password: benchPassword, Roles: []string{"user"},
+	}); err != nil {
+		return fmt.Errorf("create bench account: %w", err)
+	}
+	tok, err := admin.Login(ctx, client.LoginRequest{Username: benchUser, Password: benchPassword})
+	if err != nil {
+		return fmt.Errorf("bench login: %w", err)
+	}
+	params, err := argon2Params(srv.dbPath)
+	if err != nil {
+		return err
+	}
+	forged, err := forge(tok.Token)
+	if err != nil {
+		return err
+	}
+
+	validate := workload{name: "token_validate", method: http.MethodPost, path: "/v1/token/validate",
+		body: mustJSON(map[string]string{"token": tok.Token}), ok: func(b []byte) bool {
+			var v struct {
+				Valid    bool   `json:"valid"`
+				Username string `json:"username"`
+			}
+			return json.Unmarshal(b, &v) == nil && v.Valid && v.Username == benchUser
+		}}
+	empty := workload{name: "empty_jwks", method: http.MethodGet, path: "/.well-known/jwks.json", ok: func(b []byte) bool {
+		var v struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		return json.Unmarshal(b, &v) == nil && len(v.Keys) > 0
+	}}
+	health := workload{name: "health", method: http.MethodGet, path: "/v1/health", ok: func(b []byte) bool {
+		return bytes.Equal(bytes.TrimSpace(b), []byte(`{"status":"ok"}`))
+	}}
+	notValid := func(b []byte) bool { return bytes.Equal(bytes.TrimSpace(b), []byte(`{"valid":false}`)) }
+	noToken := workload{name: "validate_no_token", method: http.MethodPost, path: "/v1/token/validate",
+		body: mustJSON(map[string]string{"token": ""}), ok: notValid}
+	invalid := workload{name: "validate_forged", method: http.MethodPost, path: "/v1/token/validate",
+		body: mustJSON(map[string]string{"token": forged}), ok: notValid}
+	login := workload{name: "login", method: http.MethodPost, path: "/v1/auth/login",
+		body: mustJSON(map[string]string{"username": benchUser, "password": benchPassword}), ok: func(b []byte) bool {
+			var v struct {
+				Token string `json:"token"`
+			}
+			return json.Unmarshal(b, &v) == nil && v.Token != ""
+		}}
+
+	samples := map[string][]sample{}
+	var ratios []float64
+	for rep := range o.reps {
+		// The peak of the validation loads: VmHWM restarts after the first
+		// repetition (with one, before it), when the Argon2id memory of the
+		// setup's logins has had time to go back to the system.
+		if rep == min(1, o.reps-1) {
+			if err := resetPeak(srv.pid); err != nil {
+				return err
+			}
+		}
+		pair := []workload{validate, empty}
+		if rep%2 == 1 {
+			pair = []workload{empty, validate}
+		}
+		rates := map[string]float64{}
+		for _, w := range pair {
+			s, err := measure(ctx, srv.tlsCfg, srv.base, o.clients, o.duration, srv.pid, w)
+			if err != nil {
+				return err
+			}
+			samples[w.name] = append(samples[w.name], s)
+			rates[w.name] = s.rate()
+		}
+		ratios = append(ratios, rates[validate.name]/rates[empty.name])
+	}
+	// The profiles come right after the validation runs, before anything
+	// else (a login's Argon2id finishing late) can land in them.
+	var prof profiles
+	if o.profile {
+		if prof, err = profileValidation(ctx, srv, o, validate); err != nil {
+			return err
+		}
+	}
+	for _, w := range []workload{health, noToken, invalid} {
+		s, err := measure(ctx, srv.tlsCfg, srv.base, o.clients, o.duration, srv.pid, w)
+		if err != nil {
+			return err
+		}
+		samples[w.name] = []sample{s}
+	}
+	afterValidate, err := readMemory(srv.pid)
+	if err != nil {
+		return err
+	}
+	cached, err := cachedValidations(ctx, srv, tok.Token, o.duration)
+	if err != nil {
+		return err
+	}
+	// Logins and the raw Argon2id rate, alternating like the pair above;
+	// VmHWM restarts for the logins' own peak.
+	if err := resetPeak(srv.pid); err != nil {
+		return err
+	}
+	var raws []localRate
+	for rep := range o.loginReps {
+		runLogin := func() error {
+			s, err := measure(ctx, srv.tlsCfg, srv.base, o.loginClients, o.duration, srv.pid, login)
+			samples[login.name] = append(samples[login.name], s)
+			return err
+		}
+		runRaw := func() error {
+			r, err := argon2Raw(params, o.loginClients, o.duration)
+			raws = append(raws, r)
+			return err
+		}
+		steps := []func() error{runRaw, runLogin}
+		if rep%2 == 1 {
+			steps = []func() error{runLogin, runRaw}
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+	}
+	afterLogin, err := readMemory(srv.pid)
+	if err != nil {
+		return err
+	}
+
+	stamp := time.Now().UTC()
+	r := report{
+		o: o, stamp: stamp, params: params, loadBefore: loadBefore, loadAfter: loadAvg(),
+		rows: []row{
+			{validate, o.clients, summarize(samples[validate.name])},
+			{empty, o.clients, summarize(samples[empty.name])},
+			{health, o.clients, summarize(samples[health.name])},
+			{noToken, o.clients, summarize(samples[noToken.name])},
+			{invalid, o.clients, summarize(samples[invalid.name])},
+			{login, o.loginClients, summarize(samples[login.name])},
+		},
+		ratios: ratios, cached: cached, raws: raws,
+		idle: idle, afterValidate: afterValidate, afterLogin: afterLogin,
+		profileSeconds: prof.seconds,
+	}
+	text := r.String()
+	fmt.Print(text)
+	if o.out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil { //nolint:gosec // results are meant to be read
+		return err
+	}
+	name := filepath.Join(o.out, "mcias-"+stamp.Format("20060102T150405Z"))
+	files := map[string][]byte{name + ".txt": []byte(text)}
+	if o.profile {
+		files[name+".cpu.pprof"] = prof.cpu
+		files[name+".alloc.pprof"] = prof.alloc
+	}
+	for path, data := range files {
+		if err := os.WriteFile(path, data, 0o644); err != nil { //nolint:gosec // results are meant to be read
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", path)
+	}
+	return nil
+}
+
+// startServer builds (unless -mcias names a binary), initializes and
+// starts mcias in dir and waits until it answers; stop ends it.
+func startServer(ctx context.Context, o options, dir, argon2TOML string) (*server, func(), error) {
 	bin := o.mciasBin
 	if bin == "" {
 		bin = filepath.Join(dir, "mcias")
 		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "git.metacircular.net/metacircular/mcias/cmd/mcias") //nolint:gosec // a path in our temporary directory
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build mcias: %w\n%s", err, out)
+			return nil, nil, fmt.Errorf("go build mcias: %w\n%s", err, out)
 		}
 	}
 	ca, err := seedpki.Init(filepath.Join(dir, "ca"))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	cert, err := ca.Issue("mcias", seedpki.IssueRequest{IPs: []net.IP{net.IPv4(127, 0, 0, 1)}})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	grpcAddr, err := freeAddr()
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	debugTOML, pprofBase := "", ""
+	if o.profile {
+		pprofAddr, err := freeAddr()
+		if err != nil {
+			return nil, nil, err
+		}
+		debugTOML = fmt.Sprintf("[debug]\npprof_addr = %q\n", pprofAddr)
+		pprofBase = "http://" + pprofAddr
 	}
 	dbPath := filepath.Join(dir, "mcias.db")
 	cfgPath := filepath.Join(dir, "mcias.toml")
@@ -131,113 +419,44 @@ level = "warn"
 [throttle]
 account_failures = 1000000
 ip_failures = 1000000
-%s`, addr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, argon2TOML)
+%s%s`, addr, grpcAddr, cert.CertPath, cert.KeyPath, dbPath, argon2TOML, debugTOML)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
+		return nil, nil, err
 	}
 	pwFile := filepath.Join(dir, "admin-password")
 	if err := os.WriteFile(pwFile, []byte(adminPassword), 0o600); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if out, err := exec.CommandContext(ctx, bin, "--config", cfgPath, "init", "--password-file", pwFile).CombinedOutput(); err != nil { //nolint:gosec // the binary just built
-		return fmt.Errorf("mcias init: %w\n%s", err, out)
+		return nil, nil, fmt.Errorf("mcias init: %w\n%s", err, out)
 	}
 	var serverOut bytes.Buffer
-	srv := exec.Command(bin, "--config", cfgPath, "server") //nolint:gosec // the binary just built
-	srv.Stdout, srv.Stderr = &serverOut, &serverOut
-	if err := srv.Start(); err != nil {
-		return err
+	cmd := exec.Command(bin, "--config", cfgPath, "server") //nolint:gosec // the binary just built
+	cmd.Stdout, cmd.Stderr = &serverOut, &serverOut
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
 	}
 	exited := make(chan struct{})
-	go func() { _ = srv.Wait(); close(exited) }()
-	defer func() {
-		_ = srv.Process.Signal(syscall.SIGTERM)
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(15 * time.Second):
-			_ = srv.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-exited
 		}
-	}()
-
-	base := "https://" + addr
-	tlsCfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13}
-	if err := waitHealthy(ctx, base, tlsCfg, exited); err != nil {
-		return fmt.Errorf("%w\n%s", err, serverOut.String())
 	}
-	admin, err := client.New(grpcAddr, ca.CertPath(), "")
-	if err != nil {
-		return err
+	s := &server{
+		base: "https://" + addr, pprofBase: pprofBase, pid: cmd.Process.Pid,
+		tlsCfg: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13},
+		caPath: ca.CertPath(), dbPath: dbPath, grpcAddr: grpcAddr,
 	}
-	if _, err := admin.Login(ctx, client.LoginRequest{Username: "admin", Password: adminPassword}); err != nil {
-		return fmt.Errorf("admin login: %w", err)
+	if err := waitHealthy(ctx, s.base, s.tlsCfg, exited); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("%w\n%s", err, serverOut.String())
 	}
-	if _, err := admin.CreateAccount(ctx, client.CreateAccountRequest{
-		Username: benchUser, AccountType: "human", Password: benchPassword, Roles: []string{"user"},
-	}); err != nil {
-		return fmt.Errorf("create bench account: %w", err)
-	}
-	tok, err := admin.Login(ctx, client.LoginRequest{Username: benchUser, Password: benchPassword})
-	if err != nil {
-		return fmt.Errorf("bench login: %w", err)
-	}
-	params, err := argon2Params(dbPath)
-	if err != nil {
-		return err
-	}
-
-	validateBody, err := json.Marshal(map[string]string{"token": tok.Token})
-	if err != nil {
-		return err
-	}
-	loginBody, err := json.Marshal(map[string]string{"username": benchUser, "password": benchPassword})
-	if err != nil {
-		return err
-	}
-	validations, err := measure(ctx, tlsCfg, o.clients, o.duration, base+"/v1/token/validate", validateBody, func(b []byte) bool {
-		var v struct {
-			Valid bool `json:"valid"`
-		}
-		return json.Unmarshal(b, &v) == nil && v.Valid
-	})
-	if err != nil {
-		return err
-	}
-	logins, err := measure(ctx, tlsCfg, o.loginClients, o.duration, base+"/v1/auth/login", loginBody, func(b []byte) bool {
-		var v struct {
-			Token string `json:"token"`
-		}
-		return json.Unmarshal(b, &v) == nil && v.Token != ""
-	})
-	if err != nil {
-		return err
-	}
-
-	var report strings.Builder
-	fmt.Fprintf(&report, "# command: %s\n", command())
-	fmt.Fprintf(&report, "# commit: %s\n", commit())
-	fmt.Fprintf(&report, "# date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&report, "# machine: %d CPUs (%s), %s/%s, %s\n", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Fprintf(&report, "# setup: mcias server and this load generator share the machine; HTTPS (TLS 1.3, HTTP/2), one keep-alive connection per client\n")
-	fmt.Fprintf(&report, "# argon2id: %s (%s)\n", params, argon2Source(o.argon2))
-	fmt.Fprintf(&report, "# duration per measurement: %s\n", o.duration)
-	fmt.Fprintf(&report, "%-22s %8s %10s %10s %10s %10s %10s %10s %7s\n", "benchmark", "clients", "requests", "per_sec", "mean_ms", "p50_ms", "p99_ms", "max_ms", "errors")
-	validations.write(&report, "token_validate", o.clients)
-	logins.write(&report, "login", o.loginClients)
-
-	fmt.Print(report.String())
-	if o.out == "" {
-		return nil
-	}
-	if err := os.MkdirAll(o.out, 0o755); err != nil { //nolint:gosec // results are meant to be read
-		return err
-	}
-	path := filepath.Join(o.out, "mcias-"+time.Now().UTC().Format("20060102T150405Z")+".txt")
-	if err := os.WriteFile(path, []byte(report.String()), 0o644); err != nil { //nolint:gosec // results are meant to be read
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s\n", path)
-	return nil
+	return s, stop, nil
 }
 
 func freeAddr() (string, error) {
@@ -274,160 +493,195 @@ func waitHealthy(ctx context.Context, base string, tlsCfg *tls.Config, exited <-
 	return errors.New("mcias not healthy after 30s")
 }
 
-// result is one measurement.
-type result struct {
-	latencies []time.Duration
-	errors    int
-	elapsed   time.Duration
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
-// measure runs n clients, each with its own keep-alive connection,
-// posting body to url back to back for d, and records every latency.
-func measure(ctx context.Context, tlsCfg *tls.Config, n int, d time.Duration, url string, body []byte, ok func([]byte) bool) (result, error) {
-	type worker struct {
-		lat  []time.Duration
-		errs int
+// forge keeps tok's header and claims and replaces its signature with
+// random bytes: a token that parses in full and fails the Ed25519 check.
+func forge(tok string) (string, error) {
+	i := strings.LastIndexByte(tok, '.')
+	if i < 0 {
+		return "", errors.New("forge: token has no signature segment")
 	}
-	workers := make([]worker, n)
-	clients := make([]*http.Client, n)
-	for i := range clients {
-		tr := &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1}
-		defer tr.CloseIdleConnections()
-		clients[i] = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-		// Warm the connection (TLS handshake) outside the measurement.
-		if _, err := post(ctx, clients[i], url, body); err != nil {
-			return result{}, fmt.Errorf("warm-up %s: %w", url, err)
+	sig := make([]byte, 64)
+	if _, err := rand.Read(sig); err != nil {
+		return "", err
+	}
+	return tok[:i+1] + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
+// cachedValidations validates token once against MCIAS with mcdsl/auth's
+// client, as a service does, then measures the cached answer from
+// GOMAXPROCS goroutines for d; the server must not be asked again.
+func cachedValidations(ctx context.Context, srv *server, token string, d time.Duration) (localRate, error) {
+	c, err := auth.New(config.MCIAS{ServerURL: srv.base, CACert: srv.caPath, ServiceName: "bench"}, auth.Options{})
+	if err != nil {
+		return localRate{}, err
+	}
+	id, err := c.ValidateToken(ctx, token)
+	if err != nil {
+		return localRate{}, fmt.Errorf("auth_cache: first validation: %w", err)
+	}
+	if id.Username != benchUser {
+		return localRate{}, fmt.Errorf("auth_cache: validated as %q, want %q", id.Username, benchUser)
+	}
+	before, err := cpuTicks(srv.pid)
+	if err != nil {
+		return localRate{}, err
+	}
+	r, err := local(d, runtime.GOMAXPROCS(0), func() error {
+		id, err := c.ValidateToken(ctx, token)
+		if err == nil && id.Username != benchUser {
+			err = fmt.Errorf("auth_cache: validated as %q", id.Username)
 		}
+		return err
+	})
+	if err != nil {
+		return localRate{}, err
 	}
-	mctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range workers {
-		wg.Go(func() {
-			w := &workers[i]
-			for mctx.Err() == nil {
-				t0 := time.Now()
-				data, err := post(mctx, clients[i], url, body)
-				if mctx.Err() != nil {
-					return // cut off by the deadline: not a sample
-				}
-				w.lat = append(w.lat, time.Since(t0))
-				if err != nil || !ok(data) {
-					w.errs++
-				}
-			}
-		})
+	// A cached validation never reaches MCIAS: its CPU stays (nearly)
+	// still. One 10 ms tick per second of housekeeping is allowed.
+	after, err := cpuTicks(srv.pid)
+	if err != nil {
+		return localRate{}, err
 	}
-	wg.Wait()
-	r := result{elapsed: time.Since(start)}
-	if err := ctx.Err(); err != nil {
-		return r, err
-	}
-	for _, w := range workers {
-		r.latencies = append(r.latencies, w.lat...)
-		r.errors += w.errs
+	if used := time.Duration(after-before) * 10 * time.Millisecond; used > d/50+20*time.Millisecond {
+		return localRate{}, fmt.Errorf("auth_cache: the server used %s of CPU during %s of cached validations: answers were not cached", used, d)
 	}
 	return r, nil
 }
 
-func post(ctx context.Context, c *http.Client, url string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req) //nolint:gosec // loopback server this program started
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, data)
-	}
-	return data, nil
+// argonParams are the Argon2id parameters of a stored PHC hash.
+type argonParams struct {
+	memoryKiB, iterations uint32
+	parallelism           uint8
+	saltLen, keyLen       int
 }
 
-func (r result) write(w io.Writer, name string, clients int) {
-	n := len(r.latencies)
-	if n == 0 {
-		fmt.Fprintf(w, "%-22s %8d %10d %10s %10s %10s %10s %10s %7d\n", name, clients, 0, "-", "-", "-", "-", "-", r.errors)
-		return
-	}
-	slices.Sort(r.latencies)
-	var sum time.Duration
-	for _, l := range r.latencies {
-		sum += l
-	}
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	pct := func(p float64) time.Duration { return r.latencies[min(n-1, int(p*float64(n)))] }
-	fmt.Fprintf(w, "%-22s %8d %10d %10.1f %10.2f %10.2f %10.2f %10.2f %7d\n", name, clients, n,
-		float64(n)/r.elapsed.Seconds(), ms(sum/time.Duration(n)), ms(pct(0.50)), ms(pct(0.99)), ms(r.latencies[n-1]), r.errors)
+func (p argonParams) String() string {
+	return fmt.Sprintf("memory %d KiB, iterations %d, parallelism %d, salt %d B, key %d B", p.memoryKiB, p.iterations, p.parallelism, p.saltLen, p.keyLen)
 }
 
-var phcParams = regexp.MustCompile(`\$m=(\d+),t=(\d+),p=(\d+)\$`)
+var phc = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$`)
 
 // argon2Params reads the cost MCIAS really used from the bench account's
 // PHC hash, rather than trusting what the config was meant to say.
-func argon2Params(dbPath string) (string, error) {
+func argon2Params(dbPath string) (argonParams, error) {
 	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
 	if err != nil {
-		return "", err
+		return argonParams{}, err
 	}
 	defer func() { _ = db.Close() }()
 	var hash string
 	if err := db.QueryRow(`SELECT password_hash FROM accounts WHERE username = ?`, benchUser).Scan(&hash); err != nil {
-		return "", fmt.Errorf("read bench password hash: %w", err)
+		return argonParams{}, fmt.Errorf("read bench password hash: %w", err)
 	}
-	m := phcParams.FindStringSubmatch(hash)
+	m := phc.FindStringSubmatch(hash)
 	if m == nil {
-		return "", errors.New("bench password hash is not an Argon2id PHC string")
+		return argonParams{}, errors.New("bench password hash is not an Argon2id (v=19) PHC string")
 	}
-	return fmt.Sprintf("memory %s KiB, iterations %s, parallelism %s", m[1], m[2], m[3]), nil
+	mem, err1 := strconv.ParseUint(m[1], 10, 32)
+	it, err2 := strconv.ParseUint(m[2], 10, 32)
+	par, err3 := strconv.ParseUint(m[3], 10, 8)
+	salt, err4 := base64.RawStdEncoding.DecodeString(m[4])
+	key, err5 := base64.RawStdEncoding.DecodeString(m[5])
+	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		return argonParams{}, fmt.Errorf("bench password hash: %w", err)
+	}
+	return argonParams{memoryKiB: uint32(mem), iterations: uint32(it), parallelism: uint8(par), saltLen: len(salt), keyLen: len(key)}, nil
 }
 
-func argon2Source(flagValue string) string {
-	if flagValue == "" {
-		return "MCIAS defaults: no [argon2] section"
+// argon2Raw computes Argon2id with p from workers goroutines for d: what
+// the machine's CPUs can do, and so the bound on logins per second.
+func argon2Raw(p argonParams, workers int, d time.Duration) (localRate, error) {
+	salt := make([]byte, p.saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return localRate{}, err
 	}
-	return "-argon2 " + flagValue
-}
-
-// command is how this program was invoked; under go run, os.Args[0] is a
-// temporary build, so the go run form is reported instead.
-func command() string {
-	args := strings.Join(os.Args[1:], " ")
-	if strings.Contains(os.Args[0], "go-build") {
-		return strings.TrimSpace("go run ./bench/mcias " + args)
+	pw := []byte(benchPassword)
+	// Untimed, as the logins' warm-up requests: the first runs fault the
+	// memory in (the server, busy with logins, keeps its own resident).
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { argon2.IDKey(pw, salt, p.iterations, p.memoryKiB, p.parallelism, uint32(p.keyLen)) }) //nolint:gosec // keyLen ≤ 64, from the hash
 	}
-	return strings.TrimSpace(os.Args[0] + " " + args)
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if err := exec.Command("git", "diff", "--quiet", "HEAD").Run(); err != nil {
-		c += " (with uncommitted changes)"
-	}
-	return c
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "model unknown"
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+	wg.Wait()
+	return local(d, workers, func() error {
+		if k := argon2.IDKey(pw, salt, p.iterations, p.memoryKiB, p.parallelism, uint32(p.keyLen)); len(k) != p.keyLen { //nolint:gosec // keyLen ≤ 64, from the hash
+			return errors.New("argon2id: short key")
 		}
+		return nil
+	})
+}
+
+// profiles are the server's profiles under the validation load.
+type profiles struct {
+	seconds    int
+	cpu, alloc []byte
+}
+
+// profileValidation runs the validation load again while it takes the
+// server's CPU profile and an allocation profile (the delta over the same
+// seconds) from the pprof listener.
+func profileValidation(ctx context.Context, srv *server, o options, w workload) (profiles, error) {
+	secs := min(max(int(o.duration.Seconds()), 1), maxProfileSeconds)
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	loadDone := make(chan error, 1)
+	go func() {
+		// Longer than the profiles; cancelled when they are in.
+		_, err := measure(lctx, srv.tlsCfg, srv.base, o.clients, time.Duration(secs+30)*time.Second, srv.pid, w)
+		loadDone <- err
+	}()
+	// Let the clients connect and warm up before the profiles start.
+	select {
+	case <-time.After(time.Second):
+	case err := <-loadDone:
+		return profiles{}, fmt.Errorf("profile load: %w", err)
 	}
-	return "model unknown"
+	type got struct {
+		data []byte
+		err  error
+	}
+	cpuc, allocc := make(chan got, 1), make(chan got, 1)
+	fetch := func(path string, out chan<- got) {
+		data, err := pprofGet(ctx, srv.pprofBase+path)
+		out <- got{data, err}
+	}
+	go fetch(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), cpuc)
+	go fetch(fmt.Sprintf("/debug/pprof/allocs?seconds=%d", secs), allocc)
+	cpu, alloc := <-cpuc, <-allocc
+	stopLoad()
+	if err := <-loadDone; err != nil && !errors.Is(err, context.Canceled) {
+		return profiles{}, fmt.Errorf("profile load: %w", err)
+	}
+	if err := errors.Join(cpu.err, alloc.err); err != nil {
+		return profiles{}, err
+	}
+	return profiles{seconds: secs, cpu: cpu.data, alloc: alloc.data}, nil
+}
+
+func pprofGet(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req) //nolint:gosec // the loopback pprof listener of the server this program started
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("profile %s: status %d: %.200s", url, resp.StatusCode, data)
+	}
+	return data, nil
 }

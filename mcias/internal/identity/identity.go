@@ -90,6 +90,10 @@ type Service struct {
 	mu     sync.RWMutex
 	keys   map[string]token.Key
 	active token.Key
+	// verified remembers tokens that passed token.Parse, with their
+	// database state as of a data version (verified.go); it is emptied
+	// whenever keys change.
+	verified *verifiedTokens
 }
 
 // New loads the signing keys (creating the first one) and returns the service.
@@ -110,6 +114,8 @@ func New(ctx context.Context, st *store.Store, cfg Config, logger *slog.Logger) 
 		gate: password.NewGate(password.GateOptions{Slots: cfg.Argon2Slots, MaxWait: cfg.Argon2MaxWait, Hold: cfg.HashHook}),
 		acct: throttle.New(cfg.AccountFailures, cfg.ThrottleWindow, cfg.Now, true),
 		ip:   throttle.New(cfg.IPFailures, cfg.ThrottleWindow, cfg.Now, false),
+
+		verified: newVerifiedTokens(),
 	}
 	logger.Info("argon2 concurrency", "slots", s.gate.Slots(), "max_wait", s.gate.MaxWait().String(),
 		"memory_kib_each", cfg.Argon2.Memory)

@@ -89,6 +89,7 @@ func (s *Service) loadKeys(ctx context.Context) error {
 	s.mu.Lock()
 	s.keys, s.active = keys, active
 	s.mu.Unlock()
+	s.verified.keysChanged()
 	return nil
 }
 

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -60,41 +61,69 @@ func (s *Service) mint(a *store.Account, kind string, ttl time.Duration) (Issued
 
 // validated is a token that passed every check.
 type validated struct {
-	claims  token.Claims
-	record  *store.TokenRecord
+	claims token.Claims
+	// kind is the token's kind as recorded (store.KindLogin...).
+	kind string
+	// account is the account's state read with the token's record
+	// (store.TokenState): what the checks saw, and what a renewal issues
+	// from. It may be shared with the cache: never modify it.
 	account *store.Account
 }
 
+// validate checks tok completely: signature and claims (token.Parse),
+// then that its jti is recorded and not revoked, and that its account
+// exists, is active and has not changed credentials since the token was
+// issued. A token seen before skips the parse, and the database read
+// while nothing has been committed since (verified.go): the answer is
+// always as fresh as a read of the database at the time of the call.
 func (s *Service) validate(ctx context.Context, tok string) (*validated, error) {
-	c, err := token.Parse(tok, s.lookupKey, s.cfg.Issuer, s.now())
-	if err != nil {
+	if len(tok) > token.MaxLength {
 		return nil, ErrInvalidToken
 	}
-	// A missing row is an invalid token; any other store error is an
-	// outage and must not be reported as a bad token: it is
-	// auth.ErrUnavailable, which the gRPC interceptor and auth.Middleware
-	// answer with 503.
-	rec, err := s.st.GetToken(ctx, c.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrInvalidToken
+	now := s.now()
+	key := sha256.Sum256([]byte(tok))
+	e, gen, seen := s.verified.get(key, now)
+	if !seen {
+		c, err := token.Parse(tok, s.lookupKey, s.cfg.Issuer, now)
+		if err != nil {
+			return nil, ErrInvalidToken
+		}
+		e = verifiedEntry{claims: c}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
-	}
-	if rec.RevokedAt != nil || rec.AccountID != c.Subject {
-		return nil, ErrInvalidToken
-	}
-	a, err := s.st.GetAccount(ctx, c.Subject)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrInvalidToken
-	}
+	// A store error is an outage and must not be reported as a bad token:
+	// it is auth.ErrUnavailable, which the gRPC interceptor and
+	// auth.Middleware answer with 503.
+	version, err := s.st.DataVersion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+	}
+	if !e.read(version) {
+		// The version is read before the state, so a commit landing
+		// between the two makes the next call read the state again.
+		ts, err := s.st.TokenState(ctx, e.claims.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			e.state, e.missing = nil, true
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
+		default:
+			e.state, e.missing = ts, false
+		}
+		e.version = version
+		s.verified.put(key, e, gen, now)
+	}
+	if e.missing {
+		return nil, ErrInvalidToken
+	}
+	c, ts := e.claims, e.state
+	a := &ts.Account
+	if ts.Revoked || a.ID != c.Subject {
+		return nil, ErrInvalidToken
 	}
 	if a.Status != store.StatusActive || issuedBeforeCredentialChange(c.IssuedAt, a) {
 		return nil, ErrInvalidToken
 	}
-	return &validated{claims: c, record: rec, account: a}, nil
+	return &validated{claims: c, kind: ts.Kind, account: a}, nil
 }
 
 // issuedBeforeCredentialChange reports whether a token issued at iat
@@ -131,7 +160,7 @@ func (s *Service) Renew(ctx context.Context, tok string) (Issued, error) {
 		return Issued{}, err
 	}
 	ttl, kind := s.cfg.HumanTTL, store.KindRenew
-	if v.record.Kind == store.KindSystem {
+	if v.kind == store.KindSystem {
 		ttl, kind = s.cfg.SystemTTL, store.KindSystem
 	}
 	iss, err := s.issue(ctx, v.account, kind, ttl)

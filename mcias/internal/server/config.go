@@ -28,6 +28,8 @@ type Config struct {
 	// SSOClients are the web UIs allowed to log users in through
 	// /sso/authorize (see sso.go).
 	SSOClients []SSOClient `toml:"sso_clients"`
+	// Debug holds opt-in diagnostics (debug.go).
+	Debug DebugConfig `toml:"debug"`
 }
 
 // TokensConfig is the [tokens] section.

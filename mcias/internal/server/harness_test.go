@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -56,6 +57,8 @@ type testConfig struct {
 	cfg            *server.Config
 	pki            *tlstest.PKI
 	httpLn, grpcLn net.Listener
+	// extra are further pre-bound listeners by component name ("pprof").
+	extra map[string]net.Listener
 }
 
 // newConfig binds two loopback listeners and writes and loads an
@@ -127,9 +130,10 @@ func serve(t *testing.T, tc testConfig, build func(context.Context, *server.Conf
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
+		listeners := map[string]net.Listener{"http": tc.httpLn, "grpc": tc.grpcLn}
+		maps.Copy(listeners, tc.extra)
 		done <- service.Run(ctx, service.Options{
-			Name: server.ServiceName, Logger: logger,
-			Listeners: map[string]net.Listener{"http": tc.httpLn, "grpc": tc.grpcLn},
+			Name: server.ServiceName, Logger: logger, Listeners: listeners,
 		}, func(ctx context.Context, rt *service.Runtime) error { return build(ctx, tc.cfg, rt) })
 	}()
 	t.Cleanup(func() {

@@ -74,8 +74,9 @@ func (h *web) routes() []route {
 // httpHandler is everything MCIAS serves over HTTP: the hand-written
 // routes, the web UI, and, for any other request, the REST API generated
 // from the proto (rest), which also answers unknown paths (404 "no such
-// endpoint").
-func httpHandler(cfg *Config, svc *identity.Service, rest http.Handler, logger *slog.Logger) (http.Handler, error) {
+// endpoint"). validate answers the REST rule of ValidateToken
+// (validatePath) on the gateway's behalf (validate_rest.go).
+func httpHandler(cfg *Config, svc *identity.Service, rest, validate http.Handler, logger *slog.Logger) (http.Handler, error) {
 	h := &web{cfg: cfg, svc: svc, logger: logger}
 	if cfg.WebAuthn.Enabled() {
 		pk, err := identity.NewPasskeys(svc, cfg.WebAuthn.passkeys())
@@ -104,6 +105,7 @@ func httpHandler(cfg *Config, svc *identity.Service, rest http.Handler, logger *
 		chain = append(chain, guards[rt.access]...)
 		r.With(chain...).Method(rt.method, rt.pattern, rt.handler)
 	}
+	r.Handle(validatePath, validate)
 	ui.Mount(r)
 	r.NotFound(rest.ServeHTTP)
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {

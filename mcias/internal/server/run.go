@@ -7,6 +7,7 @@ import (
 
 	"git.metacircular.net/metacircular/mcdsl/grpcserver"
 	"git.metacircular.net/metacircular/mcdsl/service"
+	mciasv1 "git.metacircular.net/metacircular/mcias/gen/mcias/v1"
 	"git.metacircular.net/metacircular/mcias/internal/identity"
 	"git.metacircular.net/metacircular/mcias/internal/store"
 )
@@ -18,8 +19,9 @@ const pruneInterval = time.Hour
 // Build constructs MCIAS on rt, binding nothing: the store, the identity
 // service, the gRPC API on server.grpc_addr (when set), its REST face
 // generated from the proto together with the hand-written HTTP (JWKS, SSO
-// authorize, WebAuthn ceremonies, web UI) on server.listen_addr, and the
-// hourly prune. Tests hand in pre-bound listeners "http" and "grpc".
+// authorize, WebAuthn ceremonies, web UI) on server.listen_addr, the
+// opt-in profiling listener (debug.pprof_addr) and the hourly prune. Tests
+// hand in pre-bound listeners "http", "grpc" and "pprof".
 func Build(ctx context.Context, cfg *Config, rt *service.Runtime) error {
 	return build(ctx, cfg, rt, hooks{})
 }
@@ -64,7 +66,8 @@ func build(ctx context.Context, cfg *Config, rt *service.Runtime, th hooks) erro
 	if err != nil {
 		return err
 	}
-	h, err := httpHandler(cfg, svc, rest, rt.Logger)
+	validate := newValidateREST(mciasv1.NewAuthServiceClient(gs.Local()), rest, rt.Logger)
+	h, err := httpHandler(cfg, svc, rest, validate, rt.Logger)
 	if err != nil {
 		return err
 	}
@@ -72,6 +75,9 @@ func build(ctx context.Context, cfg *Config, rt *service.Runtime, th hooks) erro
 		return err
 	}
 	rt.GRPC(gs)
+	if err := addPprof(rt, cfg.Debug); err != nil {
+		return err
+	}
 	rt.Task("prune", func(ctx context.Context) error {
 		t := time.NewTicker(pruneInterval)
 		defer t.Stop()

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/db"
@@ -77,6 +79,7 @@ type TokenRecord struct {
 // Store is the MCIAS database.
 type Store struct {
 	db *db.DB
+	dv *dataVersion
 }
 
 // Open opens (creating and migrating) the database at path.
@@ -85,14 +88,17 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: d}, nil
+	return &Store{db: d, dv: newDataVersion()}, nil
 }
 
 // DB exposes the database for snapshots.
 func (s *Store) DB() *db.DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.dv.stopVersions()
+	return s.db.Close()
+}
 
 type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
@@ -434,6 +440,54 @@ func (s *Store) GetToken(ctx context.Context, jti string) (*TokenRecord, error) 
 		return nil, fmt.Errorf("get token: %w", err)
 	}
 	return &t, nil
+}
+
+// TokenState is what validating a token needs from the database: its
+// record and its account's current state, read by one statement (so from
+// one snapshot).
+type TokenState struct {
+	Kind    string
+	Revoked bool
+	// Account has the fields validation and renewal read: ID, Username,
+	// Type, Status, Roles (sorted) and CredentialsChangedAt. No secret is
+	// read: PasswordHash and TOTPSecret are empty.
+	Account Account
+}
+
+// stateQuery reads a token's record joined with its account and the
+// account's roles. It runs on every token validation, so it is one
+// prepared statement (mcdsl/db Prepared) rather than three parsed ones.
+// Roles cannot hold commas (the account_roles CHECK), so a comma-joined
+// list is unambiguous.
+const stateQuery = `SELECT t.kind, t.revoked_at IS NOT NULL, a.id, a.username, a.account_type, a.status,
+	a.credentials_changed_at, (SELECT group_concat(r.role, ',') FROM account_roles r WHERE r.account_id = a.id)
+	FROM tokens t JOIN accounts a ON a.id = t.account_id WHERE t.jti = ?`
+
+// TokenState loads the token jti with its account's current state;
+// ErrNotFound when no such token is recorded (never issued, pruned, or its
+// account deleted).
+func (s *Store) TokenState(ctx context.Context, jti string) (*TokenState, error) {
+	stmt, err := s.db.Prepared(ctx, stateQuery)
+	if err != nil {
+		return nil, fmt.Errorf("token state: %w", err)
+	}
+	var ts TokenState
+	var roles sql.NullString
+	a := &ts.Account
+	err = stmt.QueryRowContext(ctx, jti).Scan(&ts.Kind, &ts.Revoked, &a.ID, &a.Username, &a.Type, &a.Status,
+		db.NullTime(&a.CredentialsChangedAt), &roles)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("token state: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token state: %w", err)
+	}
+	a.Roles = []string{}
+	if roles.Valid && roles.String != "" {
+		a.Roles = strings.Split(roles.String, ",")
+		slices.Sort(a.Roles)
+	}
+	return &ts, nil
 }
 
 // RevokeToken marks a token revoked; false if it was unknown or already
