@@ -72,8 +72,11 @@ fuzz:
 		done; \
 	done
 
+# Every benchmark against its peers, then bench/results/SUMMARY.md
+# (latest ratio per figure against its target) regenerated.
 bench:
 	bench/run.sh
+	go run ./bench/summary
 
 clean:
 	rm -rf $(BIN)
