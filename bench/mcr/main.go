@@ -98,7 +98,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,6 +108,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 	"git.metacircular.net/metacircular/internal/seedpki"
 	mciasclient "git.metacircular.net/metacircular/mcias/client"
 )
@@ -206,7 +206,7 @@ func run(ctx context.Context, o options) error {
 		if _, err := exec.LookPath("taskset"); err != nil {
 			return errors.New("taskset not found (util-linux); run with -pin=false")
 		}
-		if err := pinSelf(1); err != nil {
+		if err := benchkit.PinSelf(1); err != nil {
 			return err
 		}
 		serverCPU = []string{"taskset", "-c", "0"}
@@ -230,10 +230,10 @@ func run(ctx context.Context, o options) error {
 	}
 	tlsCfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13}
 
-	var procs []*proc
+	var procs []*benchkit.Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+			procs[i].Stop()
 		}
 	}()
 	fmt.Fprintln(os.Stderr, "bench/mcr: starting mcias, mcr and distribution")
@@ -261,7 +261,7 @@ func run(ctx context.Context, o options) error {
 	if err := sameFilesystem(layerDir, mcr.storage, dist.storage); err != nil {
 		return err
 	}
-	fsDesc := filesystem(layerDir)
+	fsDesc := benchkit.Filesystem(layerDir)
 
 	targets := []*target{
 		newTarget("mcr", mcr, tlsCfg, o),
@@ -277,11 +277,11 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	loadBefore := loadAvg()
+	loadBefore := benchkit.LoadAvg()
 	res, err := measureAll(ctx, o, targets, big, small, layerDir)
 	if err != nil {
 		for _, p := range procs {
-			fmt.Fprintf(os.Stderr, "--- %s log (tail)\n%s\n", p.name, p.tail(4000))
+			fmt.Fprintf(os.Stderr, "--- %s log (tail)\n%s\n", p.Name, p.Tail(4000))
 		}
 		return err
 	}
@@ -351,129 +351,18 @@ func buildBinaries(ctx context.Context, o *options, dir string) error {
 	return nil
 }
 
-// pinSelf moves every thread of this process to cpu (threads created later
-// inherit it) and runs Go code on one OS thread at a time accordingly.
-func pinSelf(cpu int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	runtime.GOMAXPROCS(1)
-	for range 3 { // threads started while pinning are caught by the next pass
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return fmt.Errorf("pin client: %w", err)
-		}
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("pin client thread %d: %w", tid, err)
-			}
-		}
-	}
-	return nil
-}
-
-// proc is a server process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    *os.File
-	exited chan struct{}
-}
-
-func startProc(name, logPath string, prefix []string, bin string, env []string, args ...string) (*proc, error) {
-	lf, err := os.Create(logPath) //nolint:gosec // in our temporary directory
-	if err != nil {
-		return nil, err
-	}
-	argv := append(append(slices.Clone(prefix), bin), args...)
-	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // binaries this program built or installed
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		_ = lf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: lf, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) stop() {
-	select {
-	case <-p.exited:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
-	_ = p.log.Close()
-}
-
-func (p *proc) tail(n int) string {
-	b, err := os.ReadFile(p.log.Name())
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-// waitStatus polls url until it answers want (30 s at most).
-func waitStatus(ctx context.Context, p *proc, url string, want int, tlsCfg *tls.Config) error {
-	tr := &http.Transport{TLSClientConfig: tlsCfg}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, p.tail(4000))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		resp, err := c.Get(url) //nolint:gosec // loopback server this program started
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == want {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%s: %s did not answer %d within 30s:\n%s", p.name, url, want, p.tail(4000))
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
-}
-
 // startMCIAS runs MCIAS with its default Argon2id cost and creates the
 // bench account; it returns the server, its URL and the admin's token.
-func startMCIAS(ctx context.Context, o options, dir string, ca *seedpki.CA, cert seedpki.Issued, tlsCfg *tls.Config, prefix []string) (*proc, string, string, error) {
+func startMCIAS(ctx context.Context, o options, dir string, ca *seedpki.CA, cert seedpki.Issued, tlsCfg *tls.Config, prefix []string) (*benchkit.Proc, string, string, error) {
 	d := filepath.Join(dir, "mcias")
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, "", "", err
 	}
-	addr, err := freeAddr()
+	addr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, "", "", err
 	}
-	grpcAddr, err := freeAddr()
+	grpcAddr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -497,12 +386,12 @@ level = "info"
 	if b, err := exec.CommandContext(ctx, o.mciasBin, "--config", cfg, "init", "--password-file", pwFile).CombinedOutput(); err != nil { //nolint:gosec // the binary just built
 		return nil, "", "", fmt.Errorf("mcias init: %w\n%s", err, b)
 	}
-	p, err := startProc("mcias", filepath.Join(d, "mcias.log"), prefix, o.mciasBin, nil, "--config", cfg, "server")
+	p, err := benchkit.Start("mcias", filepath.Join(d, "mcias.log"), prefix, o.mciasBin, nil, "--config", cfg, "server")
 	if err != nil {
 		return nil, "", "", err
 	}
 	base := "https://" + addr
-	if err := waitStatus(ctx, p, base+"/v1/health", http.StatusOK, tlsCfg); err != nil {
+	if err := benchkit.WaitStatus(ctx, p, base+"/v1/health", http.StatusOK, tlsCfg); err != nil {
 		return p, "", "", err
 	}
 	admin, err := mciasclient.New(grpcAddr, ca.CertPath(), "")
@@ -524,7 +413,7 @@ level = "info"
 
 // server is a registry under test.
 type server struct {
-	proc    *proc
+	proc    *benchkit.Proc
 	base    string // https://127.0.0.1:port
 	storage string
 	// stored is the file a blob is stored in.
@@ -540,11 +429,11 @@ func startMCR(ctx context.Context, o options, dir string, ca *seedpki.CA, cert s
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	grpcAddr, err := freeAddr()
+	grpcAddr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +465,7 @@ token_key = %q
 	if b, err := exec.CommandContext(ctx, o.mcrBin, "--config", cfg, "init").CombinedOutput(); err != nil { //nolint:gosec // the binary just built
 		return nil, fmt.Errorf("mcr init: %w\n%s", err, b)
 	}
-	p, err := startProc("mcr", filepath.Join(d, "mcr.log"), prefix, o.mcrBin, nil, "--config", cfg, "server")
+	p, err := benchkit.Start("mcr", filepath.Join(d, "mcr.log"), prefix, o.mcrBin, nil, "--config", cfg, "server")
 	if err != nil {
 		return nil, err
 	}
@@ -593,7 +482,7 @@ token_key = %q
 		config: "the mcr binary, mcr init; [server] TLS 1.3 listener; [log] info, text (one line per request, to a file); " +
 			"[registry] storage, public_url, token_key; [gc] defaults (online, every 24h); web UI off; one rule: allow bench pull,push,delete on bench/*",
 	}
-	if err := waitStatus(ctx, p, base+"/v1/health", http.StatusOK, tlsCfg); err != nil {
+	if err := benchkit.WaitStatus(ctx, p, base+"/v1/health", http.StatusOK, tlsCfg); err != nil {
 		return s, err
 	}
 	rule, err := json.Marshal(map[string]any{"priority": 10, "effect": "allow", "repository": "bench/*",
@@ -629,7 +518,7 @@ func startDistribution(ctx context.Context, o options, dir string, cert seedpki.
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -673,7 +562,7 @@ health:
 `, root, addr, cert.CertPath, cert.KeyPath, htpasswd), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc("distribution", filepath.Join(d, "registry.log"), prefix, o.distBin,
+	p, err := benchkit.Start("distribution", filepath.Join(d, "registry.log"), prefix, o.distBin,
 		[]string{"OTEL_TRACES_EXPORTER=none"}, "serve", cfg)
 	if err != nil {
 		return nil, err
@@ -691,7 +580,7 @@ health:
 			"htpasswd, health check) + http.tls; log level info (to a file); OTEL_TRACES_EXPORTER=none",
 	}
 	// /v2/ without credentials: 401 once it serves.
-	return s, waitStatus(ctx, p, base+"/v2/", http.StatusUnauthorized, tlsCfg)
+	return s, benchkit.WaitStatus(ctx, p, base+"/v2/", http.StatusUnauthorized, tlsCfg)
 }
 
 // sameFilesystem checks the layer files and both stores are on one
@@ -710,20 +599,6 @@ func sameFilesystem(paths ...string) error {
 		}
 	}
 	return nil
-}
-
-// filesystem describes the filesystem holding dir (type and device).
-func filesystem(dir string) string {
-	out, err := exec.Command("df", "-PT", dir).Output() //nolint:gosec // our temporary directory
-	if err != nil {
-		return "unknown"
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) < 7 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%s on %s (mounted on %s)", f[1], f[0], f[6])
 }
 
 // layerFile is random content written once; state is the SHA-256 state
@@ -1316,30 +1191,6 @@ func dropCache(paths ...string) error {
 	return nil
 }
 
-// cpuTicks is the user+system CPU time of pid so far, in clock ticks
-// (USER_HZ, 100 per second on Linux).
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces; fields count from after ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, errors.New("bad /proc stat")
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return u + s, nil
-}
-
 // sample is one timed transfer.
 type sample struct {
 	secs   float64
@@ -1359,16 +1210,16 @@ type cpuMeter struct {
 func startCPU(pid int) (cpuMeter, error) {
 	m := cpuMeter{pid: pid}
 	var err1, err2 error
-	m.srv, err1 = cpuTicks(pid)
-	m.cli, err2 = cpuTicks(os.Getpid())
+	m.srv, err1 = benchkit.CPUTicks(pid)
+	m.cli, err2 = benchkit.CPUTicks(os.Getpid())
 	return m, errors.Join(err1, err2)
 }
 
 // since returns the CPU seconds used by the server and the client since
 // the meter started.
 func (m cpuMeter) since() (float64, float64, error) {
-	s, err1 := cpuTicks(m.pid)
-	c, err2 := cpuTicks(os.Getpid())
+	s, err1 := benchkit.CPUTicks(m.pid)
+	c, err2 := benchkit.CPUTicks(os.Getpid())
 	return float64(s-m.srv) / 100, float64(c-m.cli) / 100, errors.Join(err1, err2)
 }
 
@@ -1441,7 +1292,7 @@ func measureAll(ctx context.Context, o options, targets []*target, big layerFile
 		// (the layer files, the previous push's leftovers).
 		unix.Sync()
 		ch := t.challenges.Load()
-		s, err := timed(t.srv.proc.pid(), func() (int64, error) { return im.bytes, t.push(ctx, im, o.parallel) })
+		s, err := timed(t.srv.proc.Pid(), func() (int64, error) { return im.bytes, t.push(ctx, im, o.parallel) })
 		if err != nil {
 			return image{}, fmt.Errorf("%s: push %s: %w", t.name, im.repo, err)
 		}
@@ -1459,7 +1310,7 @@ func measureAll(ctx context.Context, o options, targets []*target, big layerFile
 			return image{}, err
 		}
 		ch = t.challenges.Load()
-		p, err := timed(t.srv.proc.pid(), func() (int64, error) { return t.pull(ctx, im, o.parallel) })
+		p, err := timed(t.srv.proc.Pid(), func() (int64, error) { return t.pull(ctx, im, o.parallel) })
 		if err != nil {
 			return image{}, fmt.Errorf("%s: pull %s: %w", t.name, im.repo, err)
 		}
@@ -1571,7 +1422,7 @@ func manifestGets(ctx context.Context, t *target, im image, o options) (getStats
 		return getStats{}, fmt.Errorf("%s: manifest GET warm-up: %w", t.name, err)
 	}
 	ch := t.challenges.Load()
-	meter, err := startCPU(t.srv.proc.pid())
+	meter, err := startCPU(t.srv.proc.Pid())
 	if err != nil {
 		return getStats{}, err
 	}
@@ -1639,15 +1490,6 @@ func timeBcrypt(cost int) (time.Duration, error) {
 	return ds[len(ds)/2], nil
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 type reportInfo struct {
 	loadBefore  string
 	distInfo    *buildinfo.BuildInfo
@@ -1669,10 +1511,10 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 		proto = "HTTP/2 (ALPN h2)"
 	}
 	fmt.Fprintf(w, "# bench/mcr: MCR vs distribution %s, HTTPS on loopback, same client, certificate and disk\n", distributionVersion)
-	fmt.Fprintf(w, "# command: %s\n", command())
-	fmt.Fprintf(w, "# commit: %s\n", commit())
+	fmt.Fprintf(w, "# command: %s\n", benchkit.Command("./bench/mcr"))
+	fmt.Fprintf(w, "# commit: %s\n", benchkit.Commit("mcr", "mcias", "mcdsl", "bench"))
 	fmt.Fprintf(w, "# date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "# machine: %d CPUs (%s), %s, %s/%s, %s, %s\n", runtime.NumCPU(), cpuModel(), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), kernel())
+	fmt.Fprintf(w, "# machine: %d CPUs (%s), %s, %s/%s, %s, %s\n", runtime.NumCPU(), benchkit.CPUModel(), benchkit.MemTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), benchkit.Kernel())
 	fmt.Fprintf(w, "# pinning: %s\n", in.pinning)
 	fmt.Fprintf(w, "# storage: one temporary directory on %s: layer files, MCR's storage and database, distribution's root, cp's copy\n", in.fs)
 	fmt.Fprintf(w, "# versions: mcr and mcias from this tree (%s); distribution %s (%s, built with %s, CGO_ENABLED=0)\n",
@@ -1691,7 +1533,7 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 	if len(fetches) > 0 {
 		fmt.Fprintf(w, "# auth cost outside the timed transfers: MCR token fetch (MCIAS login) median %.0f ms over %d fetches (one per repository and scope); "+
 			"inside: distribution's bcrypt check %.2f ms per request (cost %d, measured on the client CPU), MCR's EdDSA token check per request\n",
-			median(fetches), len(fetches), float64(in.bcryptCheck)/float64(time.Millisecond), o.bcryptCost)
+			benchkit.Median(fetches), len(fetches), float64(in.bcryptCheck)/float64(time.Millisecond), o.bcryptCost)
 	}
 	fmt.Fprintf(w, "# single-layer image: 1 layer of %d MiB + 32 B (random; file written once, a unique random 32-byte tail per push) + JSON config\n", o.bigMiB)
 	fmt.Fprintf(w, "# many-layer image: %d layers of 64 KiB..1 MiB (%.1f MiB in all, random, files written once, unique 32-byte tails per push) + JSON config\n",
@@ -1702,7 +1544,7 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 	fmt.Fprintf(w, "# manifest GETs: %d clients for %s, by tag, the many-layer manifest (%s), each response's digest checked\n", o.clients, o.duration, "OCI image manifest")
 	fmt.Fprintf(w, "# page cache: hot; before each pull the registry's stored blob files are read in full, before each cp its source is; cp's copy is not fsynced, the pull's client writes nothing; pushes are fsynced by both registries\n")
 	fmt.Fprintf(w, "# writeback: sync(2) (untimed) before every push and every cp, so each starts with no dirty pages of earlier work; after each pull the stored blobs are evicted (fadvise DONTNEED) so the page cache does not grow run after run\n")
-	fmt.Fprintf(w, "# load average before / after: %s / %s (other work on the machine skews the numbers)\n", in.loadBefore, loadAvg())
+	fmt.Fprintf(w, "# load average before / after: %s / %s (other work on the machine skews the numbers)\n", in.loadBefore, benchkit.LoadAvg())
 	fmt.Fprintf(w, "# cpu s: CPU seconds the registry process (srv) and this client (cli) used during the measurement (medians; from /proc/PID/stat)\n")
 	fmt.Fprintln(w)
 
@@ -1719,8 +1561,8 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 	gm, gd := res.gets["mcr"], res.gets["distribution"]
 	rm, rd := float64(gm.requests)/gm.secs, float64(gd.requests)/gd.secs
 	fmt.Fprintf(w, "%-34s %12.0f %12.0f %10.2f   %.2f+%.2f / %.2f+%.2f\n", "manifest GETs (req/s)", rm, rd, rm/rd, gm.cpuSec, gm.cliSec, gd.cpuSec, gd.cliSec)
-	fmt.Fprintf(w, "%-34s %12.2f %12.2f %10.2f   (lower is better)\n", "manifest GET p50 (ms)", ms(gm.p50), ms(gd.p50), ms(gm.p50)/ms(gd.p50))
-	fmt.Fprintf(w, "%-34s %12.2f %12.2f %10.2f   (lower is better)\n", "manifest GET p99 (ms)", ms(gm.p99), ms(gd.p99), ms(gm.p99)/ms(gd.p99))
+	fmt.Fprintf(w, "%-34s %12.2f %12.2f %10.2f   (lower is better)\n", "manifest GET p50 (ms)", benchkit.Ms(gm.p50), benchkit.Ms(gd.p50), benchkit.Ms(gm.p50)/benchkit.Ms(gd.p50))
+	fmt.Fprintf(w, "%-34s %12.2f %12.2f %10.2f   (lower is better)\n", "manifest GET p99 (ms)", benchkit.Ms(gm.p99), benchkit.Ms(gd.p99), benchkit.Ms(gm.p99)/benchkit.Ms(gd.p99))
 	rates := func(ss []sample) []float64 {
 		xs := make([]float64, 0, len(ss))
 		for _, s := range ss {
@@ -1729,7 +1571,7 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 		return xs
 	}
 	cps, cpSyncs := rates(res.cp), rates(res.cpSync)
-	cp, cpSync := median(cps), median(cpSyncs)
+	cp, cpSync := benchkit.Median(cps), benchkit.Median(cpSyncs)
 	pushM, pushD := summarize(res.transfers[figPushBig]["mcr"]).mibps, summarize(res.transfers[figPushBig]["distribution"]).mibps
 	pm, pd := summarize(res.transfers[figPullBig]["mcr"]).mibps, summarize(res.transfers[figPullBig]["distribution"]).mibps
 	fmt.Fprintln(w)
@@ -1778,74 +1620,5 @@ func summarize(ss []sample) summary {
 		c = append(c, s.cpuSec)
 		k = append(k, s.cliSec)
 	}
-	return summary{mibps: median(r), cpu: median(c), cli: median(k)}
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// command is how this program was invoked; under go run, os.Args[0] is a
-// temporary build, so the go run form is reported instead.
-func command() string {
-	args := strings.Join(os.Args[1:], " ")
-	if strings.Contains(os.Args[0], "go-build") {
-		return strings.TrimSpace("go run ./bench/mcr " + args)
-	}
-	return strings.TrimSpace(os.Args[0] + " " + args)
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	dirty := exec.Command("git", "diff", "--quiet", "HEAD", "--", "mcr", "mcias", "mcdsl", "bench").Run() != nil
-	if untracked, err := exec.Command("git", "ls-files", "--others", "--exclude-standard", "mcr", "mcias", "mcdsl", "bench").Output(); err == nil && len(untracked) > 0 {
-		dirty = true
-	}
-	if dirty {
-		c += " (with uncommitted changes in mcr/, mcias/, mcdsl/ or bench/)"
-	}
-	return c
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "model unknown"
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "model unknown"
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func memTotal() string {
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
-		return "memory unknown"
-	}
-	return fmt.Sprintf("%.0f GiB", float64(si.Totalram)*float64(si.Unit)/(1<<30))
-}
-
-func kernel() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "kernel unknown"
-	}
-	return unix.ByteSliceToString(u.Sysname[:]) + " " + unix.ByteSliceToString(u.Release[:])
+	return summary{mibps: benchkit.Median(r), cpu: benchkit.Median(c), cli: benchkit.Median(k)}
 }

@@ -79,6 +79,7 @@ import (
 	"syscall"
 	"time"
 
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 	"git.metacircular.net/metacircular/internal/seedpki"
 )
 
@@ -187,7 +188,7 @@ func run(ctx context.Context, o options) error {
 		if _, err := exec.LookPath("taskset"); err != nil {
 			return errors.New("taskset not found (util-linux); run with -pin=false")
 		}
-		if err := pinSelf(1); err != nil {
+		if err := benchkit.PinSelf(1); err != nil {
 			return err
 		}
 		serverCPU = []string{"taskset", "-c", "0"}
@@ -217,10 +218,10 @@ func run(ctx context.Context, o options) error {
 	}
 	defer chal.close()
 
-	var procs []*proc
+	var procs []*benchkit.Proc
 	defer func() {
 		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
+			procs[i].Stop()
 		}
 	}()
 	logf("starting mcias, metacrypt and step-ca")
@@ -250,18 +251,18 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 
-	loadBefore := loadAvg()
+	loadBefore := benchkit.LoadAvg()
 	res, err := measureAll(ctx, o, mc, mcias, step, pool, chal)
 	if err != nil {
 		for _, p := range procs {
-			fmt.Fprintf(os.Stderr, "--- %s log (tail)\n%s\n", p.name, p.tail(4000))
+			fmt.Fprintf(os.Stderr, "--- %s log (tail)\n%s\n", p.Name, p.Tail(4000))
 		}
 		return err
 	}
 
 	var report strings.Builder
 	writeReport(&report, o, reportInfo{
-		loadBefore: loadBefore, stepInfo: stepInfo, pinning: pinning, fsync: fsync, fs: filesystem(dir),
+		loadBefore: loadBefore, stepInfo: stepInfo, pinning: pinning, fsync: fsync, fs: benchkit.Filesystem(dir),
 		mc: mc, step: step,
 	}, res)
 	fmt.Print(report.String())

@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 )
 
 // sample is one timed measurement.
@@ -133,7 +132,7 @@ func startCPU(pids []int) (cpuMeter, error) {
 	m := cpuMeter{pids: pids}
 	var err1, err2 error
 	m.srv, err1 = cpuTicksOf(pids)
-	m.cli, err2 = cpuTicks(os.Getpid())
+	m.cli, err2 = benchkit.CPUTicks(os.Getpid())
 	return m, errors.Join(err1, err2)
 }
 
@@ -141,49 +140,20 @@ func startCPU(pids []int) (cpuMeter, error) {
 // the meter started.
 func (m cpuMeter) since() (float64, float64, error) {
 	s, err1 := cpuTicksOf(m.pids)
-	c, err2 := cpuTicks(os.Getpid())
+	c, err2 := benchkit.CPUTicks(os.Getpid())
 	return float64(s-m.srv) / 100, float64(c-m.cli) / 100, errors.Join(err1, err2)
 }
 
 func cpuTicksOf(pids []int) (int64, error) {
 	var sum int64
 	for _, p := range pids {
-		t, err := cpuTicks(p)
+		t, err := benchkit.CPUTicks(p)
 		if err != nil {
 			return 0, err
 		}
 		sum += t
 	}
 	return sum, nil
-}
-
-// cpuTicks is utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("cpu time of %d: %w", pid, err)
-	}
-	s := string(b)
-	// The command name (field 2) may hold spaces; fields after its ')'.
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("cpu time of %d: short /proc stat", pid)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	return u + st, errors.Join(err1, err2)
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // summary is what the report shows of a figure's samples.
@@ -211,7 +181,7 @@ func summarize(ss []sample) summary {
 		lats = append(lats, s.lats...)
 		units += s.units
 	}
-	out := summary{rate: median(r), srvPerOp: median(sc), cliPerOp: median(cc), srvUtil: median(su), pollsOp: median(po), rates: r, units: units}
+	out := summary{rate: benchkit.Median(r), srvPerOp: benchkit.Median(sc), cliPerOp: benchkit.Median(cc), srvUtil: benchkit.Median(su), pollsOp: benchkit.Median(po), rates: r, units: units}
 	if len(lats) > 0 {
 		slices.Sort(lats)
 		pct := func(p float64) time.Duration { return lats[min(len(lats)-1, int(p*float64(len(lats))))] }

@@ -4,13 +4,11 @@ import (
 	"debug/buildinfo"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 )
 
 type reportInfo struct {
@@ -23,16 +21,14 @@ type reportInfo struct {
 	step       *stepServer
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 func writeReport(w io.Writer, o options, in reportInfo, res *results) {
 	fmt.Fprintf(w, "# bench/metacrypt: Metacrypt vs step-ca %s, HTTPS on loopback, same client, seed root and disk\n", stepCAVersion)
-	fmt.Fprintf(w, "# command: %s\n", command())
-	fmt.Fprintf(w, "# commit: %s\n", commit())
+	fmt.Fprintf(w, "# command: %s\n", benchkit.Command("./bench/metacrypt"))
+	fmt.Fprintf(w, "# commit: %s\n", benchkit.Commit("metacrypt", "mcias", "mcdsl", "bench"))
 	fmt.Fprintf(w, "# date: %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "# machine: %d CPUs (%s), %s, %s/%s, %s, %s\n", runtime.NumCPU(), cpuModel(), memTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), kernel())
+	fmt.Fprintf(w, "# machine: %d CPUs (%s), %s, %s/%s, %s, %s\n", runtime.NumCPU(), benchkit.CPUModel(), benchkit.MemTotal(), runtime.GOOS, runtime.GOARCH, runtime.Version(), benchkit.Kernel())
 	fmt.Fprintf(w, "# pinning: %s\n", in.pinning)
-	fmt.Fprintf(w, "# storage: one temporary directory on %s; fdatasync of a 4 KiB write there: median %.2f ms\n", in.fs, ms(in.fsync))
+	fmt.Fprintf(w, "# storage: one temporary directory on %s; fdatasync of a 4 KiB write there: median %.2f ms\n", in.fs, benchkit.Ms(in.fsync))
 	fmt.Fprintf(w, "# versions: metacrypt and mcias from this tree (%s); step-ca %s (%s, built with %s, CGO_ENABLED=0)\n",
 		runtime.Version(), in.stepInfo.Main.Version, in.stepInfo.Main.Path, in.stepInfo.GoVersion)
 	fmt.Fprintf(w, "# metacrypt config: %s\n", in.mc.config)
@@ -67,14 +63,14 @@ func writeReport(w io.Writer, o options, in reportInfo, res *results) {
 	}
 	fmt.Fprintf(w, "# runs: %d repetitions of %s per figure and server (order alternating), after an untimed warm-up; figure = median; "+
 		"raw rates: 2 s on this client's CPU, once per repetition\n", o.reps, o.duration)
-	fmt.Fprintf(w, "# load average before / after: %s / %s (other work on the machine skews the numbers)\n", in.loadBefore, loadAvg())
+	fmt.Fprintf(w, "# load average before / after: %s / %s (other work on the machine skews the numbers)\n", in.loadBefore, benchkit.LoadAvg())
 	fmt.Fprintf(w, "# cpu ms/op: CPU the server processes (metacrypt+mcias; step-ca) and this client used per operation (medians; /proc/PID/stat)\n")
 	fmt.Fprintln(w)
 
 	sum := func(fig, server string) summary { return summarize(res.get(fig, server)) }
 	row := func(label string, m, s summary) {
 		fmt.Fprintf(w, "%-46s %10.1f %10.1f %8.2f   %6.3f / %6.3f   %7.2f / %7.2f   %6.3f / %6.3f\n", label, m.rate, s.rate, m.rate/s.rate,
-			m.srvPerOp, s.srvPerOp, ms(m.p50), ms(s.p50), m.cliPerOp, s.cliPerOp)
+			m.srvPerOp, s.srvPerOp, benchkit.Ms(m.p50), benchkit.Ms(s.p50), m.cliPerOp, s.cliPerOp)
 	}
 	if o.figures["issue"] || o.figures["acme"] {
 		fmt.Fprintf(w, "%-46s %10s %10s %8s   %s\n", "figure (per second)", "metacrypt", "step-ca", "mc/step",
@@ -108,13 +104,13 @@ func writeReport(w io.Writer, o options, in reportInfo, res *results) {
 		row(fmt.Sprintf("ACME orders, poll %s", o.poll), mp, sp)
 		row("ACME orders, Retry-After (x/crypto/acme)", sum(figACMEStd, "metacrypt"), sum(figACMEStd, "step-ca"))
 		fmt.Fprintf(w, "ACME polls per order (fixed interval): metacrypt %.1f, step-ca %.1f; p99 order ms: metacrypt %.1f, step-ca %.1f\n",
-			mp.pollsOp, sp.pollsOp, ms(mp.p99), ms(sp.p99))
+			mp.pollsOp, sp.pollsOp, benchkit.Ms(mp.p99), benchkit.Ms(sp.p99))
 	}
 	if o.engines {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "%-46s %10s %10s %8s   %s\n", "metacrypt engines (per second)", "metacrypt", "raw", "mc/raw", "srv cpu ms/op   p50 ms   p99 ms")
 		eng := func(label string, m, raw summary) {
-			fmt.Fprintf(w, "%-46s %10.1f %10.1f %8.4f   %13.3f   %6.2f   %6.2f\n", label, m.rate, raw.rate, m.rate/raw.rate, m.srvPerOp, ms(m.p50), ms(m.p99))
+			fmt.Fprintf(w, "%-46s %10.1f %10.1f %8.4f   %13.3f   %6.2f   %6.2f\n", label, m.rate, raw.rate, m.rate/raw.rate, m.srvPerOp, benchkit.Ms(m.p50), benchkit.Ms(m.p99))
 		}
 		if o.figures["transit"] {
 			aes := sum(rawAES, "local")
@@ -151,86 +147,4 @@ func writeReport(w io.Writer, o options, in reportInfo, res *results) {
 		}
 	}
 	fmt.Fprintf(w, "# operations completed in timed regions: %d, no errors; http-01 challenges answered: %d\n", total, res.acmeChallenges)
-}
-
-// command is how this program was invoked; under go run, os.Args[0] is a
-// temporary build, so the go run form is reported instead.
-func command() string {
-	args := strings.Join(os.Args[1:], " ")
-	if strings.Contains(os.Args[0], "go-build") {
-		return strings.TrimSpace("go run ./bench/metacrypt " + args)
-	}
-	return strings.TrimSpace(os.Args[0] + " " + args)
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	paths := []string{"metacrypt", "mcias", "mcdsl", "bench"}
-	dirty := exec.Command("git", append([]string{"diff", "--quiet", "HEAD", "--"}, paths...)...).Run() != nil                                                          //nolint:gosec // fixed arguments
-	if untracked, err := exec.Command("git", append([]string{"ls-files", "--others", "--exclude-standard"}, paths...)...).Output(); err == nil && len(untracked) > 0 { //nolint:gosec // fixed arguments
-		dirty = true
-	}
-	if dirty {
-		c += " (with uncommitted changes in metacrypt/, mcias/, mcdsl/ or bench/)"
-	}
-	return c
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "model unknown"
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "model unknown"
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func memTotal() string {
-	var si unix.Sysinfo_t
-	if err := unix.Sysinfo(&si); err != nil {
-		return "memory unknown"
-	}
-	return fmt.Sprintf("%.0f GiB", float64(si.Totalram)*float64(si.Unit)/(1<<30))
-}
-
-func kernel() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "kernel unknown"
-	}
-	return unix.ByteSliceToString(u.Sysname[:]) + " " + unix.ByteSliceToString(u.Release[:])
-}
-
-// filesystem describes the filesystem holding dir (type and device).
-func filesystem(dir string) string {
-	out, err := exec.Command("df", "-PT", dir).Output() //nolint:gosec // our temporary directory
-	if err != nil {
-		return "unknown"
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	f := strings.Fields(lines[len(lines)-1])
-	if len(f) < 7 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%s on %s (mounted on %s)", f[1], f[0], f[6])
 }

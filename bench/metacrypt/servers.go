@@ -18,20 +18,15 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 	"git.metacircular.net/metacircular/internal/seedpki"
 	mciasclient "git.metacircular.net/metacircular/mcias/client"
 )
@@ -84,127 +79,6 @@ func buildBinaries(ctx context.Context, o *options, dir string) error {
 		return fmt.Errorf("go install step-ca: %w\n%s", err, b)
 	}
 	return nil
-}
-
-// pinSelf moves every thread of this process to cpu (threads created later
-// inherit it) and runs Go code on one OS thread at a time accordingly.
-func pinSelf(cpu int) error {
-	var set unix.CPUSet
-	set.Set(cpu)
-	runtime.GOMAXPROCS(1)
-	for range 3 { // threads started while pinning are caught by the next pass
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return fmt.Errorf("pin client: %w", err)
-		}
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil {
-				continue
-			}
-			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("pin client thread %d: %w", tid, err)
-			}
-		}
-	}
-	return nil
-}
-
-// proc is a server process.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    *os.File
-	exited chan struct{}
-}
-
-func startProc(name, logPath string, prefix []string, bin string, env []string, args ...string) (*proc, error) {
-	lf, err := os.Create(logPath) //nolint:gosec // in our temporary directory
-	if err != nil {
-		return nil, err
-	}
-	argv := append(append(slices.Clone(prefix), bin), args...)
-	cmd := exec.Command(argv[0], argv[1:]...) //nolint:gosec // binaries this program built or installed
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		_ = lf.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: lf, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) stop() {
-	select {
-	case <-p.exited:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	}
-	_ = p.log.Close()
-}
-
-func (p *proc) tail(n int) string {
-	b, err := os.ReadFile(p.log.Name())
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
-// alive fails if the process has exited.
-func (p *proc) alive() error {
-	select {
-	case <-p.exited:
-		return fmt.Errorf("%s exited:\n%s", p.name, p.tail(4000))
-	default:
-		return nil
-	}
-}
-
-// waitStatus polls url until it answers want (30 s at most).
-func waitStatus(ctx context.Context, p *proc, url string, want int, tlsCfg *tls.Config) error {
-	tr := &http.Transport{TLSClientConfig: tlsCfg}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, p.tail(4000))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		resp, err := c.Get(url) //nolint:gosec // loopback server this program started
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == want {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%s: %s did not answer %d within 30s:\n%s", p.name, url, want, p.tail(4000))
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
 }
 
 // newTransport is an HTTP/1.1 keep-alive transport for conns concurrent
@@ -287,7 +161,7 @@ func (a *api) call(ctx context.Context, method, path, token string, body any, wa
 
 // mciasServer is the running MCIAS with the tokens the benchmark uses.
 type mciasServer struct {
-	proc       *proc
+	proc       *benchkit.Proc
 	url        string
 	adminToken string
 	agentToken string
@@ -301,11 +175,11 @@ func startMCIAS(ctx context.Context, o options, dir string, ca *seedpki.CA, cert
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	addr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	grpcAddr, err := freeAddr()
+	grpcAddr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -338,10 +212,10 @@ level = "info"
 		return nil, err
 	}
 	m := &mciasServer{url: "https://" + addr, agentToken: strings.TrimSpace(string(tok))}
-	if m.proc, err = startProc("mcias", filepath.Join(d, "mcias.log"), prefix, o.mciasBin, nil, "--config", cfg, "server"); err != nil {
+	if m.proc, err = benchkit.Start("mcias", filepath.Join(d, "mcias.log"), prefix, o.mciasBin, nil, "--config", cfg, "server"); err != nil {
 		return m, err
 	}
-	if err := waitStatus(ctx, m.proc, m.url+"/v1/health", http.StatusOK, tlsCfg); err != nil {
+	if err := benchkit.WaitStatus(ctx, m.proc, m.url+"/v1/health", http.StatusOK, tlsCfg); err != nil {
 		return m, err
 	}
 	admin, err := mciasclient.New(grpcAddr, ca.CertPath(), "")
@@ -360,7 +234,7 @@ level = "info"
 // target is one server under test.
 type target struct {
 	name string
-	proc *proc
+	proc *benchkit.Proc
 	// pids are the processes whose CPU time is the server's.
 	pids []int
 	base string
@@ -392,7 +266,7 @@ func startMetacrypt(ctx context.Context, o options, dir string, ca *seedpki.CA, 
 	var addrs [3]string
 	for i := range addrs {
 		var err error
-		if addrs[i], err = freeAddr(); err != nil {
+		if addrs[i], err = benchkit.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -437,14 +311,14 @@ http01_port = %d
 	m := &metacryptServer{grpcAddr: grpcAddr, caPath: ca.CertPath(), admin: mcias.adminToken, agent: mcias.agentToken}
 	m.name, m.base = "metacrypt", "https://"+httpsAddr
 	var err error
-	if m.proc, err = startProc("metacrypt", filepath.Join(d, "metacrypt.log"), prefix, o.metacryptBin, nil, "--config", cfg, "server"); err != nil {
+	if m.proc, err = benchkit.Start("metacrypt", filepath.Join(d, "metacrypt.log"), prefix, o.metacryptBin, nil, "--config", cfg, "server"); err != nil {
 		return m, err
 	}
-	m.pids = []int{m.proc.pid(), mcias.proc.pid()}
+	m.pids = []int{m.proc.Pid(), mcias.proc.Pid()}
 	m.config = "the metacrypt binary; metacrypt.toml as the launcher writes it ([server] TLS 1.3, [database], [mcias], [log] info, " +
 		"[pki] external_url + plain listener) + [acme] http01_port; default [seal] (Argon2id 64 MiB, 3 passes, used once at unseal); " +
 		"`metacrypt bootstrap` (seed root imported, issuers infra/services/clients, mcp-agent's rule and *.svc." + domain + " limit); unsealed over REST"
-	if err := waitStatus(ctx, m.proc, m.base+"/v1/health", http.StatusOK, tlsCfg); err != nil {
+	if err := benchkit.WaitStatus(ctx, m.proc, m.base+"/v1/health", http.StatusOK, tlsCfg); err != nil {
 		return m, err
 	}
 	m.api = newAPI(m.base, tlsCfg, max(o.clients, o.orders))
@@ -523,7 +397,7 @@ func startStepCA(ctx context.Context, o options, dir string, ca *seedpki.CA, cha
 	}
 	jwk, kid := publicJWK(&jwkKey.PublicKey)
 	jwk["use"], jwk["alg"], jwk["kid"] = "sig", "ES256", kid
-	addr, err := freeAddr()
+	addr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -553,16 +427,16 @@ func startStepCA(ctx context.Context, o options, dir string, ca *seedpki.CA, cha
 	}
 	s := &stepServer{provisioner: "bench", jwkKey: jwkKey, kid: kid, audience: "https://" + addr + "/1.0/sign"}
 	s.name, s.base = "step-ca", "https://"+addr
-	if s.proc, err = startProc("step-ca", filepath.Join(d, "step-ca.log"), prefix, o.stepCABin,
+	if s.proc, err = benchkit.Start("step-ca", filepath.Join(d, "step-ca.log"), prefix, o.stepCABin,
 		[]string{"STEPPATH=" + filepath.Join(d, "steppath")},
 		cfgPath, "--insecure", "--acme-http-port", strconv.Itoa(chalPort)); err != nil {
 		return s, err
 	}
-	s.pids = []int{s.proc.pid()}
+	s.pids = []int{s.proc.Pid()}
 	s.config = "ca.json as `step ca init` writes it: badgerv2 database (its default; badger SyncWrites=true), TLS 1.2-1.3, " +
 		"the seed root, a P-256 intermediate signed by it (unencrypted key), a JWK provisioner (default claims: 24h certificates) and an ACME " +
 		"provisioner (no EAB); log format text (one line per request, to a file); flags --insecure --acme-http-port " + strconv.Itoa(chalPort)
-	if err := waitStatus(ctx, s.proc, s.base+"/health", http.StatusOK, tlsCfg); err != nil {
+	if err := benchkit.WaitStatus(ctx, s.proc, s.base+"/health", http.StatusOK, tlsCfg); err != nil {
 		return s, err
 	}
 	s.api = newAPI(s.base, tlsCfg, max(o.clients, o.orders))

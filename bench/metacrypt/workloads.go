@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 	mcv1 "git.metacircular.net/metacircular/metacrypt/gen/metacrypt/v1"
 )
 
@@ -700,7 +701,7 @@ func fsyncLatency(dir string) (time.Duration, error) {
 		}
 		ds = append(ds, float64(time.Since(start)))
 	}
-	return time.Duration(median(ds)), nil
+	return time.Duration(benchkit.Median(ds)), nil
 }
 
 // results are every figure's samples by server ("local" for the raw
@@ -732,7 +733,7 @@ type bench struct {
 
 func measureAll(ctx context.Context, o options, mc *metacryptServer, mcias *mciasServer, step *stepServer, pool *csrPool, chal *challengeServer) (*results, error) {
 	res := &results{samples: map[string]map[string][]sample{}}
-	alive := func() error { return errors.Join(mc.proc.alive(), mcias.proc.alive(), step.proc.alive()) }
+	alive := func() error { return errors.Join(mc.proc.Alive(), mcias.proc.Alive(), step.proc.Alive()) }
 	// round measures the benches reps times, the order reversed every
 	// other repetition, after an untimed warm-up of each.
 	round := func(what string, bs []bench, extra func() error) error {
