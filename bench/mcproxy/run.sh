@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Measures mc-proxy's data plane, L7 (TLS terminated, HTTP reverse proxied)
-# and L4 (SNI read, raw TLS relayed), against haproxy and caddy configured
-# the same way on loopback, and writes bench/results/mcproxy-<UTC stamp>.txt
-# with the commands, commit, versions, machine, the table and the
-# mc-proxy/peer ratios.
+# and L4 (SNI read, raw TLS relayed), against haproxy, caddy and nginx
+# configured the same way on loopback, and writes
+# bench/results/mcproxy-<UTC stamp>.txt with the commands, commit,
+# versions, machine, the table and the mc-proxy/peer ratios, and beside it
+# CPU and allocation profiles of mc-proxy under the h1 and h2 loads
+# (mcproxy-<stamp>.{h1,h2}.{cpu,allocs}.pprof; `go tool pprof FILE`).
 #
 #   bench/mcproxy/run.sh                    (or: bench/run.sh mcproxy)
 #   BENCH_DURATION=10s  seconds per measurement (capped at 10s)
@@ -11,38 +13,62 @@
 # Everything shares one certificate (ECDSA P-256 for "localhost", issued by
 # `metacircular ca init/issue` into a temporary root) and one backend, the
 # Go helper mcproxy/internal/benchproxy: a fixed 1 KiB body, HTTP/1.1 + h2c
-# on a plain port (the L7 upstream) and HTTP/1.1 + h2 over TLS on another
-# (the L4 upstream, which terminates the relayed TLS itself).
+# on a plain port and HTTP/1.1 + h2 over TLS on another (the TLS backends
+# of the L7 proxies, and the L4 upstream, which terminates the relayed TLS
+# itself).
+#
+# L7 backend protocols, each measured with HTTP/1.1 and HTTP/2 clients; a
+# proxy speaks the same protocol to the backend whatever its client spoke:
+#   http1   HTTP/1.1 over plain TCP (pooled keep-alive connections)
+#   h2c     HTTP/2 with prior knowledge over plain TCP
+#   tls     HTTP/1.1 over TLS (ALPN http/1.1), the backend's certificate
+#           verified against the CA
+#   tls-h2  TLS offering h2 and http/1.1 in ALPN; the backend picks h2
 #
 #   mc-proxy  benchproxy proxy: proxy.New/Serve with an "l7" listener (route
-#             localhost, mode l7, backend the plain port with the route's
-#             backend_protocol, -backend-protocol, default http1 for every
-#             client: mc-proxy never picks it from the client's protocol,
-#             unlike the peers below) and an "l4" listener (route
-#             localhost, mode l4, backend the TLS port)
-#   haproxy   one thread; L7: `mode http`, `bind ... ssl crt ... alpn
-#             h2,http/1.1`, HTTP/2 clients to the backend with `proto h2`
-#             (h2c), HTTP/1.1 clients over HTTP/1.1, X-Forwarded-For/-Proto;
-#             L4: `mode tcp`, `use_backend ... if { req.ssl_sni -i localhost }`
+#             localhost, mode l7, backend_protocol http1 | h2c | auto with
+#             backend_tls for tls-h2, http1 with backend_tls for tls) and an
+#             "l4" listener (route localhost, mode l4, backend the TLS port)
+#   haproxy   nbthread 1; L7: `mode http`, `bind ... ssl crt ... alpn
+#             h2,http/1.1`, X-Forwarded-For/-Proto, `server ...` plain,
+#             `proto h2`, `ssl verify required ... alpn http/1.1` or
+#             `alpn h2,http/1.1`; L4: `mode tcp`, `use_backend ... if {
+#             req.ssl_sni -i localhost }`
 #   caddy     L7 only (caddy has no L4 without plugins): reverse_proxy with
 #             `tls CERT KEY`, `auto_https off`, `admin off`, no ACME, h1+h2
-#             only (no HTTP/3), HTTP/2 clients to h2c:// and HTTP/1.1
-#             clients over HTTP/1.1
+#             only (no HTTP/3); upstream http://, h2c://, or https:// with
+#             `versions 1.1` or `versions 1.1 2`
+#   nginx     L7 only (the issue asks for it as an L7 peer); Debian's nginx,
+#             worker_processes 1, `listen ... ssl http2`, proxy_pass to an
+#             upstream with `keepalive 256`, proxy_http_version 1.1,
+#             keepalive_requests raised from 1000 (client and upstream);
+#             http1 and tls only: nginx's proxy module speaks HTTP/1.x to
+#             backends, so it has no h2c or h2 backends (grpc_pass speaks
+#             HTTP/2 to gRPC backends only)
 #
 # The proxies run one at a time; the proxy under test and the backend are
-# pinned to CPU 0, the load generators to CPU 1. Three measurements per
-# proxy and mode (and once straight to the backend's TLS port, for scale):
+# pinned to CPU 0, the load generators to CPU 1. Measurements per proxy,
+# mode and backend protocol (and once straight to the backend's TLS port,
+# for scale):
 #   h1   wrk -t1 -c64 --latency, keep-alive: requests/s and p99
 #   h2   h2load -t1 -c16 -m10 (160 streams in flight): requests/s and mean
 #        (h2load prints no percentiles)
-#   hs   new TLS handshakes/s: benchproxy handshakes -c16, each connection
-#        one full handshake (no session cache) and one request with
-#        Connection: close. wrk -H "Connection: close" and h2load --h1
-#        both resume sessions from tickets when they reconnect (checked:
-#        >99% resumed) and openssl s_time sends no SNI, hence the helper.
+#   hs   (backend http1 and L4 only) new TLS handshakes/s: benchproxy
+#        handshakes -c16, each connection one full handshake (no session
+#        cache) and one request with Connection: close. wrk -H
+#        "Connection: close" and h2load --h1 both resume sessions from
+#        tickets when they reconnect (checked: >99% resumed) and openssl
+#        s_time sends no SNI, hence the helper.
 # Each proxy/mode gets a 2 s wrk warm-up first (not recorded).
 # CPU columns are the proxy's and the backend's share of CPU 0 during the
-# measurement (from /proc/PID/stat).
+# measurement (from /proc/PID/stat). RSS: the proxy's VmRSS once it
+# answers, before any load (idle), and its VmHWM after its L7 loads (peak;
+# for mc-proxy and haproxy before their L4 loads), from /proc/PID/status,
+# summed over nginx's master and worker.
+#
+# The profiles come from a separate run after the measurements (mc-proxy,
+# backend http1, benchproxy proxy -pprof on loopback), so profiling never
+# slows a measured run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CGO_ENABLED=0
@@ -59,7 +85,7 @@ if ((dur > 10)); then
 fi
 
 # The load generators, the peers, curl (readiness), taskset and ss.
-scripts/deps.sh pkgs wrk nghttp2-client haproxy caddy curl util-linux iproute2
+scripts/deps.sh pkgs wrk nghttp2-client haproxy caddy nginx curl util-linux iproute2
 # The Debian packages start their own services; ours are separate
 # processes on other ports, so those may keep running.
 
@@ -117,18 +143,35 @@ stop_server() {
 	wait "$1" 2>/dev/null || true
 }
 
-# ticks PID: user+system CPU clock ticks used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# family PID: PID and its children (nginx's workers).
+family() { echo "$1" $(pgrep -P "$1" || true); }
+# ticks PID: user+system CPU clock ticks used so far by PID's family.
+ticks() {
+	local p t=0
+	for p in $(family "$1"); do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+# rss PID FIELD: FIELD (VmRSS, VmHWM) of PID's family, in MiB.
+rss() {
+	local p kb=0
+	for p in $(family "$1"); do
+		kb=$((kb + $(awk -v f="$2:" '$1 == f {print $2}' "/proc/$p/status")))
+	done
+	awk -v kb="$kb" 'BEGIN { printf "%.1f", kb / 1024 }'
+}
 hz=$(getconf CLK_TCK)
 
-# measure NAME PORT PROXY_PID: h1, h2 and handshakes through https://localhost:PORT/,
-# outputs in $tmp/NAME.{h1,h2,hs}, CPU shares in $tmp/NAME.{h1,h2,hs}.cpu.
+# measure NAME PORT PROXY_PID KINDS: KINDS (of h1 h2 hs) through
+# https://localhost:PORT/, outputs in $tmp/NAME.KIND, CPU shares in
+# $tmp/NAME.KIND.cpu.
 measure() {
-	local name=$1 port=$2 ppid=$3 kind p0 b0 t0 t1
+	local name=$1 port=$2 ppid=$3 kinds=$4 kind p0 b0 t0 t1
 	local url="https://localhost:$port/"
 	# Warm-up, not recorded: connections to the backend, caches, GC pacing.
 	"${client_cpu[@]}" wrk -t1 -c64 -d2s "$url" >/dev/null 2>&1
-	for kind in h1 h2 hs; do
+	for kind in $kinds; do
 		p0=$(ticks "$ppid")
 		b0=$(ticks "$backend_pid")
 		t0=$(date +%s.%N)
@@ -144,22 +187,24 @@ measure() {
 	done
 }
 
-# Numbers from the outputs; latencies in ms.
+# Numbers from the outputs ("-" when not measured); latencies in ms.
 to_ms() { awk '{ v = $1; u = v; sub(/^[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
 	if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
 	printf "%.2f", v }'; }
-h1_rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
-h1_p99() { awk '$1 == "99%" {print $2}' "$1" | to_ms; }
+have() { [ -s "$1" ] || { echo "-"; return 1; }; }
+h1_rps() { have "$1" && awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
+h1_p99() { have "$1" && awk '$1 == "99%" {print $2}' "$1" | to_ms; }
 h1_errs() {
 	local e
+	have "$1" >/dev/null || { echo "-"; return; }
 	e=$(sed -n 's/^ *Socket errors: *//p; s/^ *Non-2xx or 3xx responses: */non-2xx /p' "$1" | paste -sd';' -)
 	echo "${e:-none}"
 }
-h2_rps() { awk '/^finished in/ {gsub(/,/, "", $4); printf "%.0f", $4}' "$1"; }
-h2_mean() { awk '/^time for request:/ {print $6}' "$1" | to_ms; }
-h2_errs() { awk '/^requests:/ {print $10, "failed,", $12, "errored"}' "$1"; }
-h2_proto() { awk '/^Application protocol:/ {print $3}' "$1"; }
-hs_field() { awk -v f="$2" '{for (i = 1; i < NF; i++) if ($i == f) print $(i + 1)}' "$1"; }
+h2_rps() { have "$1" && awk '/^finished in/ {gsub(/,/, "", $4); printf "%.0f", $4}' "$1"; }
+h2_mean() { have "$1" && awk '/^time for request:/ {print $6}' "$1" | to_ms; }
+h2_errs() { have "$1" >/dev/null || { echo "-"; return; }; awk '/^requests:/ {r = $10 " failed, " $12 " errored"} /^Application protocol:/ {p = " (" $3 ")"} END {print r p}' "$1"; }
+hs_field() { have "$1" && awk -v f="$2" '{for (i = 1; i < NF; i++) if ($i == f) print $(i + 1)}' "$1"; }
+cpu_of() { if [ -s "$1" ]; then cat "$1"; else echo "-"; fi; }
 
 echo "bench/mcproxy: building benchproxy and metacircular; issuing the certificate"
 go build -o "$tmp/benchproxy" ./mcproxy/internal/benchproxy
@@ -168,6 +213,7 @@ go build -o "$tmp/metacircular" ./cmd/metacircular
 "$tmp/metacircular" ca issue bench --root "$tmp/root" --dns localhost --validity 1d >/dev/null
 cert=$tmp/root/ca/issued/bench.crt
 key=$tmp/root/ca/issued/bench.key
+ca=$tmp/root/ca/ca.crt
 cat "$cert" "$key" >"$tmp/haproxy.pem"
 
 # The backend, shared by everything.
@@ -180,29 +226,62 @@ wait_ready "http://127.0.0.1:$be_http/" backend
 wait_ready "https://localhost:$be_tls/" backend
 
 rows=()
-echo "bench/mcproxy: backend direct (TLS port $be_tls); ${dur}s per measurement, 3 per row"
-measure direct "$be_tls" "$backend_pid"
+# started NAME PID PORT: waits for the proxy, records its idle RSS.
+started() {
+	wait_ready "https://localhost:$3/" "$1"
+	rss "$2" VmRSS >"$tmp/$1.rss_idle"
+}
+# peaked NAME PID: records the proxy's peak RSS so far.
+peaked() { rss "$2" VmHWM >"$tmp/$1.rss_peak"; }
+
+echo "bench/mcproxy: backend direct (TLS port $be_tls); ${dur}s per measurement"
+measure direct "$be_tls" "$backend_pid" "h1 h2 hs"
 rows+=("direct:backend TLS, no proxy")
 
+protos=(http1 h2c tls tls-h2)
+# kinds_for PROTO: handshakes are measured with the http1 backend only.
+kinds_for() { if [ "$1" = http1 ]; then echo "h1 h2 hs"; else echo "h1 h2"; fi; }
+
 # mc-proxy.
-mc7=$(free_port 19443)
-mc4=$(free_port $((mc7 + 1)))
-"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost \
-	-cert "$cert" -key "$key" -backend "127.0.0.1:$be_http" -tls-backend "127.0.0.1:$be_tls" >"$tmp/mcproxy.log" 2>&1 &
-pids+=($!)
-mc_pid=$!
-wait_ready "https://localhost:$mc7/" mcproxy
-wait_ready "https://localhost:$mc4/" mcproxy
-echo "bench/mcproxy: mc-proxy L7 :$mc7, L4 :$mc4"
-measure mcproxy-l7 "$mc7" "$mc_pid"
-measure mcproxy-l4 "$mc4" "$mc_pid"
-stop_server "$mc_pid"
-rows+=("mcproxy-l7:mc-proxy L7" "mcproxy-l4:mc-proxy L4")
+for proto in "${protos[@]}"; do
+	mc7=$(free_port 19443)
+	mc4=$(free_port $((mc7 + 1)))
+	case $proto in
+	http1) be=(-backend "127.0.0.1:$be_http" -backend-protocol http1) ;;
+	h2c) be=(-backend "127.0.0.1:$be_http" -backend-protocol h2c) ;;
+	tls) be=(-backend "127.0.0.1:$be_tls" -backend-protocol http1 -backend-tls -backend-ca "$ca" -backend-server-name localhost) ;;
+	tls-h2) be=(-backend "127.0.0.1:$be_tls" -backend-protocol auto -backend-tls -backend-ca "$ca" -backend-server-name localhost) ;;
+	esac
+	"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost \
+		-cert "$cert" -key "$key" "${be[@]}" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
+	pids+=($!)
+	mc_pid=$!
+	started "mcproxy-l7-$proto" "$mc_pid" "$mc7"
+	echo "bench/mcproxy: mc-proxy L7 :$mc7 (backend $proto)"
+	measure "mcproxy-l7-$proto" "$mc7" "$mc_pid" "$(kinds_for "$proto")"
+	peaked "mcproxy-l7-$proto" "$mc_pid"
+	rows+=("mcproxy-l7-$proto:mc-proxy L7, backend $proto")
+	if [ "$proto" = http1 ]; then
+		wait_ready "https://localhost:$mc4/" mcproxy
+		echo "bench/mcproxy: mc-proxy L4 :$mc4"
+		measure mcproxy-l4 "$mc4" "$mc_pid" "h1 h2 hs"
+		rows+=("mcproxy-l4:mc-proxy L4")
+	fi
+	stop_server "$mc_pid"
+done
 
 # haproxy.
-ha7=$(free_port 20443)
-ha4=$(free_port $((ha7 + 1)))
-cat >"$tmp/haproxy.cfg" <<CFG
+for proto in "${protos[@]}"; do
+	ha7=$(free_port 20443)
+	ha4=$(free_port $((ha7 + 1)))
+	verify="ssl verify required ca-file $ca verifyhost localhost sni str(localhost)"
+	case $proto in
+	http1) server="127.0.0.1:$be_http" ;;
+	h2c) server="127.0.0.1:$be_http proto h2" ;;
+	tls) server="127.0.0.1:$be_tls $verify alpn http/1.1" ;;
+	tls-h2) server="127.0.0.1:$be_tls $verify alpn h2,http/1.1" ;;
+	esac
+	cat >"$tmp/haproxy.cfg" <<CFG
 global
     nbthread 1
     maxconn 4096
@@ -215,14 +294,10 @@ frontend l7
     bind 127.0.0.1:$ha7 ssl crt $tmp/haproxy.pem alpn h2,http/1.1
     option forwardfor
     http-request set-header X-Forwarded-Proto https
-    use_backend be_h2c if { ssl_fc_alpn -i h2 }
-    default_backend be_h1
-backend be_h1
+    default_backend be_l7
+backend be_l7
     mode http
-    server backend 127.0.0.1:$be_http
-backend be_h2c
-    mode http
-    server backend 127.0.0.1:$be_http proto h2
+    server backend $server
 frontend l4
     mode tcp
     bind 127.0.0.1:$ha4
@@ -233,20 +308,42 @@ backend be_tls
     mode tcp
     server backend 127.0.0.1:$be_tls
 CFG
-"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
-pids+=($!)
-ha_pid=$!
-wait_ready "https://localhost:$ha7/" haproxy
-wait_ready "https://localhost:$ha4/" haproxy
-echo "bench/mcproxy: haproxy L7 :$ha7, L4 :$ha4"
-measure haproxy-l7 "$ha7" "$ha_pid"
-measure haproxy-l4 "$ha4" "$ha_pid"
-stop_server "$ha_pid"
-rows+=("haproxy-l7:haproxy L7" "haproxy-l4:haproxy L4")
+	"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
+	pids+=($!)
+	ha_pid=$!
+	started "haproxy-l7-$proto" "$ha_pid" "$ha7"
+	echo "bench/mcproxy: haproxy L7 :$ha7 (backend $proto)"
+	measure "haproxy-l7-$proto" "$ha7" "$ha_pid" "$(kinds_for "$proto")"
+	peaked "haproxy-l7-$proto" "$ha_pid"
+	rows+=("haproxy-l7-$proto:haproxy L7, backend $proto")
+	if [ "$proto" = http1 ]; then
+		wait_ready "https://localhost:$ha4/" haproxy
+		echo "bench/mcproxy: haproxy L4 :$ha4"
+		measure haproxy-l4 "$ha4" "$ha_pid" "h1 h2 hs"
+		rows+=("haproxy-l4:haproxy L4")
+	fi
+	stop_server "$ha_pid"
+done
 
 # caddy (L7 only).
-ca7=$(free_port 21443)
-cat >"$tmp/Caddyfile" <<CFG
+for proto in "${protos[@]}"; do
+	ca7=$(free_port 21443)
+	case $proto in
+	http1) upstream="reverse_proxy 127.0.0.1:$be_http" ;;
+	h2c) upstream="reverse_proxy h2c://127.0.0.1:$be_http" ;;
+	tls | tls-h2)
+		versions="1.1"
+		[ "$proto" = tls-h2 ] && versions="1.1 2"
+		upstream="reverse_proxy https://127.0.0.1:$be_tls {
+        transport http {
+            tls_trusted_ca_certs $ca
+            tls_server_name localhost
+            versions $versions
+        }
+    }"
+		;;
+	esac
+	cat >"$tmp/Caddyfile" <<CFG
 {
     admin off
     auto_https off
@@ -258,68 +355,192 @@ cat >"$tmp/Caddyfile" <<CFG
 https://localhost:$ca7 {
     bind 127.0.0.1
     tls $cert $key
-    @h2 protocol http/2
-    reverse_proxy @h2 h2c://127.0.0.1:$be_http
-    reverse_proxy 127.0.0.1:$be_http
+    $upstream
 }
 CFG
-XDG_DATA_HOME=$tmp/caddy-data XDG_CONFIG_HOME=$tmp/caddy-config HOME=$tmp \
-	"${server_cpu[@]}" caddy run --adapter caddyfile --config "$tmp/Caddyfile" >"$tmp/caddy.log" 2>&1 &
-pids+=($!)
-ca_pid=$!
-wait_ready "https://localhost:$ca7/" caddy
-echo "bench/mcproxy: caddy L7 :$ca7"
-measure caddy-l7 "$ca7" "$ca_pid"
-stop_server "$ca_pid"
-rows+=("caddy-l7:caddy L7")
+	XDG_DATA_HOME=$tmp/caddy-data XDG_CONFIG_HOME=$tmp/caddy-config HOME=$tmp \
+		"${server_cpu[@]}" caddy run --adapter caddyfile --config "$tmp/Caddyfile" >>"$tmp/caddy.log" 2>&1 &
+	pids+=($!)
+	ca_pid=$!
+	started "caddy-l7-$proto" "$ca_pid" "$ca7"
+	echo "bench/mcproxy: caddy L7 :$ca7 (backend $proto)"
+	measure "caddy-l7-$proto" "$ca7" "$ca_pid" "$(kinds_for "$proto")"
+	peaked "caddy-l7-$proto" "$ca_pid"
+	rows+=("caddy-l7-$proto:caddy L7, backend $proto")
+	stop_server "$ca_pid"
+done
+
+# nginx (L7 only; HTTP/1.1 backends only).
+for proto in http1 tls; do
+	ng7=$(free_port 22443)
+	nd=$tmp/nginx-$proto
+	mkdir -p "$nd"
+	case $proto in
+	http1) pass="proxy_pass http://be;" upstream="server 127.0.0.1:$be_http;" ;;
+	tls)
+		pass="proxy_pass https://be;
+            proxy_ssl_trusted_certificate $ca;
+            proxy_ssl_verify on;
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name on;
+            proxy_ssl_session_reuse on;"
+		upstream="server 127.0.0.1:$be_tls;"
+		;;
+	esac
+	cat >"$nd/nginx.conf" <<CFG
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $nd/nginx.pid;
+error_log $nd/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $nd/client_body;
+    proxy_temp_path $nd/proxy;
+    fastcgi_temp_path $nd/fastcgi;
+    uwsgi_temp_path $nd/uwsgi;
+    scgi_temp_path $nd/scgi;
+    # nginx closes a client connection (HTTP/2: GOAWAY) and an upstream
+    # connection after 1000 requests by default; the other proxies do not.
+    keepalive_requests 1000000;
+    upstream be {
+        $upstream
+        keepalive 256;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$ng7 ssl http2;
+        ssl_certificate $cert;
+        ssl_certificate_key $key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {
+            $pass
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto https;
+        }
+    }
+}
+CFG
+	"${server_cpu[@]}" nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >>"$tmp/nginx.log" 2>&1 &
+	pids+=($!)
+	ng_pid=$!
+	started "nginx-l7-$proto" "$ng_pid" "$ng7"
+	echo "bench/mcproxy: nginx L7 :$ng7 (backend $proto)"
+	measure "nginx-l7-$proto" "$ng7" "$ng_pid" "$(kinds_for "$proto")"
+	peaked "nginx-l7-$proto" "$ng_pid"
+	rows+=("nginx-l7-$proto:nginx L7, backend $proto")
+	cat "$nd/error.log" >>"$tmp/nginx.log" 2>/dev/null || true
+	stop_server "$ng_pid"
+done
 
 backend_stats=$(curl -s "http://127.0.0.1:$be_http/stats")
 
-# The report.
+# Profiles of mc-proxy (backend http1) under the h1 and h2 loads, in a run
+# of their own.
 mkdir -p bench/results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=bench/results/mcproxy-$stamp.txt
+mc7=$(free_port 19443)
+mc4=$(free_port $((mc7 + 1)))
+pp=$(free_port 19060)
+"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost -pprof "127.0.0.1:$pp" \
+	-cert "$cert" -key "$key" -backend "127.0.0.1:$be_http" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
+pids+=($!)
+mc_pid=$!
+wait_ready "https://localhost:$mc7/" mcproxy
+echo "bench/mcproxy: profiling mc-proxy (backend http1) under h1 and h2 load"
+url="https://localhost:$mc7/"
+"${client_cpu[@]}" wrk -t1 -c64 -d2s "$url" >/dev/null 2>&1
+profiles=()
+for kind in h1 h2; do
+	pdur=$((dur > 2 ? dur - 1 : dur))
+	curl -s -o "bench/results/mcproxy-$stamp.$kind.cpu.pprof" "http://127.0.0.1:$pp/debug/pprof/profile?seconds=$pdur" &
+	cpu_pid=$!
+	curl -s -o "bench/results/mcproxy-$stamp.$kind.allocs.pprof" "http://127.0.0.1:$pp/debug/pprof/allocs?seconds=$pdur" &
+	allocs_pid=$!
+	case $kind in
+	h1) "${client_cpu[@]}" wrk -t1 -c64 -d"${dur}s" "$url" >/dev/null 2>&1 ;;
+	h2) "${client_cpu[@]}" h2load -t1 -c16 -m10 -D "$dur" "$url" >/dev/null 2>&1 ;;
+	esac
+	wait "$cpu_pid" "$allocs_pid"
+	profiles+=("mcproxy-$stamp.$kind.cpu.pprof" "mcproxy-$stamp.$kind.allocs.pprof")
+done
+stop_server "$mc_pid"
+
+# label_of NAME: the row label of a measurement name.
+label_of() {
+	local r
+	for r in "${rows[@]}"; do
+		if [ "${r%%:*}" = "$1" ]; then
+			echo "${r#*:}"
+			return
+		fi
+	done
+}
+# ratios A B LABEL: the mc-proxy/peer line of one pair of rows.
+ratios() {
+	awk -v label="$3" \
+		-v a1="$(h1_rps "$tmp/$1.h1")" -v b1="$(h1_rps "$tmp/$2.h1")" \
+		-v ap="$(h1_p99 "$tmp/$1.h1")" -v bp="$(h1_p99 "$tmp/$2.h1")" \
+		-v a2="$(h2_rps "$tmp/$1.h2")" -v b2="$(h2_rps "$tmp/$2.h2")" \
+		-v am="$(h2_mean "$tmp/$1.h2")" -v bm="$(h2_mean "$tmp/$2.h2")" \
+		-v ah="$(hs_field "$tmp/$1.hs" per_second)" -v bh="$(hs_field "$tmp/$2.hs" per_second)" \
+		-v ah99="$(hs_field "$tmp/$1.hs" p99_ms)" -v bh99="$(hs_field "$tmp/$2.hs" p99_ms)" \
+		-v ar="$(cat "$tmp/$1.rss_peak" 2>/dev/null || echo -)" -v br="$(cat "$tmp/$2.rss_peak" 2>/dev/null || echo -)" '
+		function r(x, y) { return (x != "-" && y != "-" && y > 0) ? sprintf("%.2f", x / y) : "-" }
+		BEGIN { printf "mc-proxy %-28s h1 req/s %s  h1 p99 %s  h2 req/s %s  h2 mean %s  handshakes/s %s  handshake p99 %s  peak rss %s\n",
+			label, r(a1, b1), r(ap, bp), r(a2, b2), r(am, bm), r(ah, bh), r(ah99, bh99), r(ar, br) }'
+}
+
+# The report.
 {
-	echo "# bench/mcproxy: mc-proxy L7 and L4 vs haproxy and caddy, HTTPS on loopback, 1 KiB responses"
+	echo "# bench/mcproxy: mc-proxy L7 and L4 vs haproxy, caddy and nginx, HTTPS on loopback, 1 KiB responses"
 	echo "# command: bench/mcproxy/run.sh (BENCH_DURATION=${dur}s)"
 	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- mcproxy bench 2>/dev/null && [ -z "$(git ls-files --others --exclude-standard mcproxy bench 2>/dev/null)" ] || echo ' (with uncommitted changes in mcproxy/ or bench/)')"
 	echo "# machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
 	echo "# load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
-	echo "# pinning: $pinning; every server single-threaded (Go: GOMAXPROCS follows the pinned CPU; haproxy: nbthread 1)"
-	echo "# versions: $(go env GOVERSION), $(haproxy -v | head -1 | awk '{print "haproxy", $3}') ($(haproxy -vv 2>/dev/null | sed -n 's/^Running on OpenSSL version : //p')), caddy $(caddy version | awk '{print $1}'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'), $(h2load --version | awk '{print $2}')"
+	echo "# pinning: $pinning; every server single-threaded (Go: GOMAXPROCS follows the pinned CPU; haproxy: nbthread 1; nginx: worker_processes 1)"
+	echo "# versions: $(go env GOVERSION), $(haproxy -v | head -1 | awk '{print "haproxy", $3}') ($(haproxy -vv 2>/dev/null | sed -n 's/^Running on OpenSSL version : //p')), caddy $(caddy version | awk '{print $1}'), $(nginx -v 2>&1 | awk '{print $3}' | tr / ' '), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}'), $(h2load --version | awk '{print $2}')"
 	echo "# certificate: ECDSA P-256 leaf + root chain for localhost (metacircular ca init/issue); TLS 1.3 negotiated by every client"
 	echo "# h1: ${client_cpu[*]} wrk -t1 -c64 -d${dur}s --latency https://localhost:PORT/"
 	echo "# h2: ${client_cpu[*]} h2load -t1 -c16 -m10 -D $dur https://localhost:PORT/"
-	echo "# hs: ${client_cpu[*]} benchproxy handshakes -addr 127.0.0.1:PORT -sni localhost -c 16 -d ${dur}s   (full TLS handshake + 1 request per connection)"
-	echo "# not measured: caddy L4 (needs the caddy-l4 plugin, not in Debian's caddy); HTTP/3"
-	echo "# backend totals: $backend_stats  (tls_resumed counts hs-L4 and direct requests over resumed sessions: should be ~0)"
+	echo "# hs: ${client_cpu[*]} benchproxy handshakes -addr 127.0.0.1:PORT -sni localhost -c 16 -d ${dur}s   (full TLS handshake + 1 request per connection; backend http1 only)"
+	echo "# backend protocols: http1 = HTTP/1.1 plain, h2c = HTTP/2 prior knowledge plain, tls = HTTP/1.1 over TLS, tls-h2 = TLS with ALPN h2,http/1.1 (h2 picked)"
+	echo "# not measured: nginx with h2c or tls-h2 backends (its proxy module speaks HTTP/1.x only), caddy L4 (needs the caddy-l4 plugin, not in Debian's caddy), nginx L4 (nginx is measured as an L7 peer only), HTTP/3"
+	echo "# backend totals: $backend_stats  (tls_resumed counts requests over resumed TLS sessions: hs-L4 and direct should be ~0; L7 tls rows resume on purpose)"
+	echo "# profiles (mc-proxy, backend http1, separate run): ${profiles[*]}"
 	echo
-	printf '%-28s %9s %9s %6s %9s %9s %6s %9s %9s %9s %9s  %s\n' "" "h1 req/s" "h1 p99ms" "h1 cpu" "h2 req/s" "h2 meanms" "h2 cpu" "hs /s" "hs p50ms" "hs p99ms" "hs cpu" "errors (h1; h2; hs)"
+	printf '%-30s %9s %9s %7s %9s %9s %7s %8s %8s %8s %7s %6s %6s  %s\n' "" "h1 req/s" "h1 p99ms" "h1 cpu" "h2 req/s" "h2 meanms" "h2 cpu" "hs /s" "hs p50ms" "hs p99ms" "hs cpu" "rss" "rss" "errors (h1; h2; hs)"
+	printf '%-30s %9s %9s %7s %9s %9s %7s %8s %8s %8s %7s %6s %6s\n' "" "" "" "" "" "" "" "" "" "" "" "idle" "peak"
 	for r in "${rows[@]}"; do
 		n=${r%%:*}
 		label=${r#*:}
-		printf '%-28s %9s %9s %6s %9s %9s %6s %9s %9s %9s %9s  %s\n' "$label" \
-			"$(h1_rps "$tmp/$n.h1")" "$(h1_p99 "$tmp/$n.h1")" "$(cat "$tmp/$n.h1.cpu")" \
-			"$(h2_rps "$tmp/$n.h2")" "$(h2_mean "$tmp/$n.h2")" "$(cat "$tmp/$n.h2.cpu")" \
-			"$(hs_field "$tmp/$n.hs" per_second)" "$(hs_field "$tmp/$n.hs" p50_ms)" "$(hs_field "$tmp/$n.hs" p99_ms)" "$(cat "$tmp/$n.hs.cpu")" \
-			"$(h1_errs "$tmp/$n.h1"); $(h2_errs "$tmp/$n.h2") ($(h2_proto "$tmp/$n.h2")); $(hs_field "$tmp/$n.hs" errors) errors"
+		printf '%-30s %9s %9s %7s %9s %9s %7s %8s %8s %8s %7s %6s %6s  %s\n' "$label" \
+			"$(h1_rps "$tmp/$n.h1")" "$(h1_p99 "$tmp/$n.h1")" "$(cpu_of "$tmp/$n.h1.cpu")" \
+			"$(h2_rps "$tmp/$n.h2")" "$(h2_mean "$tmp/$n.h2")" "$(cpu_of "$tmp/$n.h2.cpu")" \
+			"$(hs_field "$tmp/$n.hs" per_second)" "$(hs_field "$tmp/$n.hs" p50_ms)" "$(hs_field "$tmp/$n.hs" p99_ms)" "$(cpu_of "$tmp/$n.hs.cpu")" \
+			"$(cat "$tmp/$n.rss_idle" 2>/dev/null || echo -)" "$(cat "$tmp/$n.rss_peak" 2>/dev/null || echo -)" \
+			"$(h1_errs "$tmp/$n.h1"); $(h2_errs "$tmp/$n.h2"); $(hs_field "$tmp/$n.hs" errors) errors"
 	done
-	echo "# cpu: proxy/backend share of one CPU during the measurement"
+	echo "# cpu: proxy/backend share of one CPU during the measurement; rss: MiB (VmRSS before any load, VmHWM after the L7 loads)"
 	echo
-	echo "# ratios mc-proxy/peer (req/s and handshakes/s: higher is better; latency: lower is better)"
-	for pair in "mcproxy-l7 haproxy-l7 L7/haproxy" "mcproxy-l7 caddy-l7 L7/caddy" "mcproxy-l4 haproxy-l4 L4/haproxy"; do
-		read -r a b label <<<"$pair"
-		awk -v label="$label" \
-			-v a1="$(h1_rps "$tmp/$a.h1")" -v b1="$(h1_rps "$tmp/$b.h1")" \
-			-v ap="$(h1_p99 "$tmp/$a.h1")" -v bp="$(h1_p99 "$tmp/$b.h1")" \
-			-v a2="$(h2_rps "$tmp/$a.h2")" -v b2="$(h2_rps "$tmp/$b.h2")" \
-			-v am="$(h2_mean "$tmp/$a.h2")" -v bm="$(h2_mean "$tmp/$b.h2")" \
-			-v ah="$(hs_field "$tmp/$a.hs" per_second)" -v bh="$(hs_field "$tmp/$b.hs" per_second)" \
-			-v ah99="$(hs_field "$tmp/$a.hs" p99_ms)" -v bh99="$(hs_field "$tmp/$b.hs" p99_ms)" 'function r(x, y) { return y > 0 ? sprintf("%.2f", x / y) : "n/a" }
-			BEGIN { printf "mc-proxy %-12s h1 req/s %s  h1 p99 %s  h2 req/s %s  h2 mean %s  handshakes/s %s  handshake p99 %s\n",
-				label, r(a1, b1), r(ap, bp), r(a2, b2), r(am, bm), r(ah, bh), r(ah99, bh99) }'
+	echo "# ratios mc-proxy/peer, same backend protocol on both sides (req/s and handshakes/s: higher is better; latency and rss: lower is better)"
+	for peer in haproxy caddy nginx; do
+		for proto in "${protos[@]}"; do
+			if [ -n "$(label_of "$peer-l7-$proto")" ]; then
+				ratios "mcproxy-l7-$proto" "$peer-l7-$proto" "L7/$peer backend $proto"
+			else
+				echo "mc-proxy L7/$peer backend $proto: not measured ($peer cannot speak $proto to a backend)"
+			fi
+		done
 	done
-	echo "mc-proxy caddy L4: not measured (caddy has no L4 proxy without the caddy-l4 plugin)"
+	ratios mcproxy-l4 haproxy-l4 "L4/haproxy"
+	echo "mc-proxy L4/caddy, L4/nginx: not measured (caddy has no L4 proxy without the caddy-l4 plugin; nginx is an L7 peer here)"
 	for r in "${rows[@]}"; do
 		n=${r%%:*}
 		echo
@@ -327,10 +548,12 @@ out=bench/results/mcproxy-$stamp.txt
 		sed -n '/Thread Stats/,$p' "$tmp/$n.h1"
 		echo "## ${r#*:}: h2load (h2)"
 		sed -n '/^finished in/,$p' "$tmp/$n.h2"
-		echo "## ${r#*:}: handshakes"
-		cat "$tmp/$n.hs"
+		if [ -s "$tmp/$n.hs" ]; then
+			echo "## ${r#*:}: handshakes"
+			cat "$tmp/$n.hs"
+		fi
 	done
-	for s in mcproxy haproxy caddy; do
+	for s in mcproxy haproxy caddy nginx; do
 		if [ -s "$tmp/$s.log" ]; then
 			echo
 			echo "## $s log (last 10 lines)"

@@ -9,19 +9,23 @@
 //	    L4 proxies' upstream). GET /stats reports the requests served and
 //	    how many TLS requests came over a resumed session.
 //
-//	benchproxy proxy -l7 ADDR -l4 ADDR -host NAME -cert F -key F -backend ADDR -tls-backend ADDR [-backend-protocol P]
+//	benchproxy proxy -l7 ADDR -l4 ADDR -host NAME -cert F -key F -backend ADDR -tls-backend ADDR
+//	        [-backend-protocol P] [-backend-tls -backend-ca F -backend-server-name N] [-pprof ADDR]
 //	    mc-proxy's data plane (proxy.New + Serve) with two listeners: "l7"
 //	    terminates TLS for NAME and reverse proxies to -backend in the
 //	    route's backend protocol, whatever the client speaks (http1, the
-//	    default of a route, or h2c); "l4" relays NAME's raw TLS bytes to
-//	    -tls-backend. Logs warnings and errors only.
+//	    default of a route, h2c, or auto: ALPN over -backend-tls); "l4"
+//	    relays NAME's raw TLS bytes to -tls-backend. Logs warnings and
+//	    errors only. -pprof serves net/http/pprof on a loopback address
+//	    for bench/mcproxy's profiles (off unless given).
 //
 //	benchproxy handshakes -addr ADDR -sni NAME -c N -d DURATION
 //	    the new-TLS-handshakes load generator: N workers each loop over
 //	    dial, full TLS handshake (no client session cache, so never a
 //	    resumption), GET / with Connection: close, read to EOF, close.
 //	    Prints "handshakes N errors E per_second R p50_ms A p99_ms B"
-//	    (latency of the whole connect-handshake-request-response cycle).
+//	    (latency of the whole connect-handshake-request-response cycle),
+//	    then the first error, if any.
 //	    wrk and h2load cannot do this: both resume sessions from tickets
 //	    when they reconnect, and openssl s_time sends no SNI.
 package main
@@ -37,6 +41,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"slices"
@@ -139,12 +144,19 @@ func runProxy(ctx context.Context, args []string) error {
 	keyFile := fs.String("key", "", "L7 key (required)")
 	backendAddr := fs.String("backend", "127.0.0.1:18080", "L7 backend (HTTP/1.1 + h2c)")
 	tlsBackend := fs.String("tls-backend", "127.0.0.1:18443", "L4 backend (TLS)")
-	backendProtocol := fs.String("backend-protocol", route.HTTP1, "what the L7 route speaks to -backend: http1 or h2c")
+	backendProtocol := fs.String("backend-protocol", route.HTTP1, "what the L7 route speaks to -backend: http1, h2c or auto")
+	backendTLS := fs.Bool("backend-tls", false, "the L7 route re-encrypts to -backend (its TLS port)")
+	backendCA := fs.String("backend-ca", "", "CA certificate verifying -backend with -backend-tls")
+	backendName := fs.String("backend-server-name", "", "name verified in -backend's certificate with -backend-tls")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address (off when empty)")
 	_ = fs.Parse(args)
+	if *pprofAddr != "" {
+		go servePprof(*pprofAddr)
+	}
 	table, err := route.NewTable([]route.Route{
 		{
 			Listener: "l7", Hostname: *host, Mode: route.L7, Backend: *backendAddr, TLSCert: *certFile, TLSKey: *keyFile,
-			BackendProtocol: *backendProtocol,
+			BackendProtocol: *backendProtocol, BackendTLS: *backendTLS, BackendCA: *backendCA, BackendServerName: *backendName,
 		},
 		{Listener: "l4", Hostname: *host, Mode: route.L4, Backend: *tlsBackend},
 	})
@@ -183,11 +195,12 @@ func handshakes(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *dur)
 	defer cancel()
 	var (
-		mu     sync.Mutex
-		lat    []time.Duration
-		errs   atomic.Int64
-		wg     sync.WaitGroup
-		dialer net.Dialer
+		mu       sync.Mutex
+		lat      []time.Duration
+		errs     atomic.Int64
+		firstErr error
+		wg       sync.WaitGroup
+		dialer   net.Dialer
 	)
 	start := time.Now()
 	for range *workers {
@@ -197,7 +210,11 @@ func handshakes(ctx context.Context, args []string) error {
 				t0 := time.Now()
 				if err := oneHandshake(ctx, &dialer, *addr, cfg, req); err != nil {
 					if ctx.Err() == nil {
-						errs.Add(1)
+						if errs.Add(1) == 1 {
+							mu.Lock()
+							firstErr = err
+							mu.Unlock()
+						}
 					}
 					continue
 				}
@@ -220,6 +237,9 @@ func handshakes(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("handshakes %d errors %d per_second %.1f p50_ms %.3f p99_ms %.3f\n",
 		len(lat), errs.Load(), float64(len(lat))/elapsed.Seconds(), pct(0.50), pct(0.99))
+	if firstErr != nil {
+		fmt.Printf("first error: %v\n", firstErr)
+	}
 	return nil
 }
 
@@ -250,4 +270,16 @@ func oneHandshake(ctx context.Context, d *net.Dialer, addr string, cfg *tls.Conf
 		return fmt.Errorf("status %d, %d bytes", resp.StatusCode, n)
 	}
 	return nil
+}
+
+// servePprof serves the runtime profiles (CPU, heap, allocs) for the
+// benchmark's profiling runs; it is never on unless -pprof is given.
+func servePprof(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintf(os.Stderr, "benchproxy: pprof: %v\n", err)
+	}
 }

@@ -186,12 +186,12 @@ func (s *Scanner) stop() {
 func (s *Scanner) endLine() {
 	switch s.state {
 	case stRequestLine:
-		_, _, proto, ok := parseRequestLine(trimCR(s.line))
+		proto, ok := requestLineVersion(trimCR(s.line))
 		if !ok {
 			s.stop()
 			return
 		}
-		major, minor, ok := http.ParseHTTPVersion(proto)
+		major, minor, ok := parseVersion(proto)
 		if !ok {
 			s.stop()
 			return
@@ -296,12 +296,25 @@ func (s *Scanner) refuse(n int, reason string) {
 	s.stop()
 }
 
-// parseRequestLine is net/http's: method SP request-target SP version,
-// split at the first two spaces.
-func parseRequestLine(line []byte) (method, target, proto string, ok bool) {
-	m, rest, ok1 := strings.Cut(string(line), " ")
-	t, p, ok2 := strings.Cut(rest, " ")
-	return m, t, p, ok1 && ok2
+// requestLineVersion is the version of a request line split as
+// net/http splits it: method SP request-target SP version, at the first
+// two spaces.
+func requestLineVersion(line []byte) (proto []byte, ok bool) {
+	_, rest, ok1 := bytes.Cut(line, []byte(" "))
+	_, p, ok2 := bytes.Cut(rest, []byte(" "))
+	return p, ok1 && ok2
+}
+
+// parseVersion is http.ParseHTTPVersion, without converting the common
+// versions to a string (a request line is scanned per request).
+func parseVersion(proto []byte) (major, minor int, ok bool) {
+	switch string(proto) {
+	case "HTTP/1.1":
+		return 1, 1, true
+	case "HTTP/1.0":
+		return 1, 0, true
+	}
+	return http.ParseHTTPVersion(string(proto))
 }
 
 func trimCR(b []byte) []byte {

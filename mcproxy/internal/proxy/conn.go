@@ -152,10 +152,29 @@ func trusted(prefixes []netip.Prefix, a netip.Addr) bool {
 }
 
 // replayConn serves the recorded ClientHello bytes before the rest of the
-// connection, so crypto/tls sees the stream from its first byte.
+// connection, so crypto/tls sees the stream from its first byte. Once
+// out is set (an HTTP/2 connection, after its handshake) its writes go
+// through a coalescer.
 type replayConn struct {
 	*trackedConn
 	prefix []byte
+	out    *coalescer
+}
+
+func (c *replayConn) Write(p []byte) (int, error) {
+	if c.out != nil {
+		return c.out.Write(p)
+	}
+	return c.trackedConn.Write(p)
+}
+
+// Close delivers what is still pending (the TLS close_notify, a GOAWAY)
+// before closing.
+func (c *replayConn) Close() error {
+	if c.out != nil {
+		_ = c.out.drain()
+	}
+	return c.trackedConn.Close()
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -75,7 +75,7 @@ func sortedLabels(sample string) string {
 }
 
 // startProxy runs a proxy on kernel-chosen loopback ports, one per listener.
-func startProxy(t *testing.T, opts Options, routes ...route.Route) *proxyEnv {
+func startProxy(t testing.TB, opts Options, routes ...route.Route) *proxyEnv {
 	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -128,7 +128,7 @@ func startProxy(t *testing.T, opts Options, routes ...route.Route) *proxyEnv {
 	return &proxyEnv{srv: srv, reg: reg, addrs: addrs, stop: stop}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -149,7 +149,7 @@ func echoBackend(t *testing.T, tag string) string {
 }
 
 // serveHTTP serves h over plain HTTP/1.1 and h2c on a loopback port.
-func serveHTTP(t *testing.T, h http.Handler) string {
+func serveHTTP(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -9,48 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"git.metacircular.net/metacircular/mcdsl/httpserver"
 	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 	"git.metacircular.net/metacircular/mcproxy/internal/h1scan"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
-
-// grpcStatusFields are the gRPC status fields a trailers-only response
-// carries in its single header block.
-var grpcStatusFields = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"}
-
-// grpcTrailersOnly turns a gRPC trailers-only response (status in the one
-// and only header block) into headers followed by trailers. Relayed as is,
-// the immediate header flush of a streaming proxy can send that block
-// without END_STREAM, and the client then sees a status in the headers and
-// a stream that ends without trailers. As headers + trailers the answer is
-// equivalent and flush timing no longer matters.
-func grpcTrailersOnly(res *http.Response) error {
-	if res.Header.Get("Strict-Transport-Security") == "" {
-		// Every answer the proxy sends is over TLS; a backend's own
-		// policy (includeSubDomains, preload) is kept as it is.
-		res.Header.Set("Strict-Transport-Security", httpserver.HSTS)
-	}
-	if res.ProtoMajor != 2 || res.Header.Get("Grpc-Status") == "" || len(res.Trailer) > 0 || !isGRPC(res.Header) {
-		return nil
-	}
-	res.Trailer = http.Header{}
-	for _, k := range grpcStatusFields {
-		if v, ok := res.Header[k]; ok {
-			res.Trailer[k] = v
-			delete(res.Header, k)
-		}
-	}
-	return nil
-}
 
 // maxHeaderBytes bounds an L7 request's header block (HTTP/1.1) or
 // header list (HTTP/2): nginx's default is 32 KiB (4 x 8k buffers);
@@ -83,17 +51,6 @@ type l7Front struct {
 	conns sync.Map
 }
 
-type routeKey struct{}
-
-// requestInfo travels with a request from the handler to the rewrite,
-// the transport and the error handler.
-type requestInfo struct {
-	route    route.Route
-	listener string
-	// body is the client's request body, nil when there is none.
-	body *clientBody
-}
-
 // h1ConnKey keys the *h1Conn of an HTTP/1 connection in its context.
 type h1ConnKey struct{}
 
@@ -115,47 +72,6 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *Server) newReverseProxy() *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      s.backend,
-		FlushInterval:  -1,
-		ModifyResponse: grpcTrailersOnly,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ErrorHandler:   s.proxyError,
-	}
-}
-
-// proxyError answers a request the reverse proxy could not complete: 400
-// when reading the client's body failed (a malformed chunked body is the
-// client's fault, and must not look like a backend failure), 502
-// otherwise.
-func (s *Server) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	info, _ := r.Context().Value(routeKey{}).(*requestInfo) // set by the handler
-	if info == nil {
-		info = &requestInfo{}
-	}
-	if bodyErr := info.body.failed(); bodyErr != nil {
-		level := slog.LevelInfo
-		if r.Context().Err() != nil {
-			level = slog.LevelDebug // the client went away
-		}
-		s.log.Log(r.Context(), level, "l7: bad request body; answered 400", "listener", info.listener, "host", info.route.Hostname,
-			"client", r.RemoteAddr, "err", bodyErr)
-		refuse(w, r, http.StatusBadRequest, "bad request body")
-		return
-	}
-	level := slog.LevelWarn
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		// The client went away mid-request: not a backend problem.
-		level = slog.LevelDebug
-	}
-	s.log.Log(r.Context(), level, "l7: backend error", "listener", info.listener, "host", info.route.Hostname,
-		"backend", info.route.Backend, "backend_protocol", info.route.BackendProtocol, "client", r.RemoteAddr, "err", err)
-	w.Header().Set("Strict-Transport-Security", httpserver.HSTS)
-	w.WriteHeader(http.StatusBadGateway)
-}
-
 // hand terminates TLS on an accepted connection with the route's
 // certificate and passes it to the route's front: as the *tls.Conn when
 // the client negotiated h2, as an h1Conn otherwise.
@@ -167,7 +83,8 @@ func (s *Server) hand(ls *listenerState, c *trackedConn, rt route.Route, hello [
 		reset(c)
 		return
 	}
-	tc := tls.Server(&replayConn{trackedConn: c, prefix: hello}, cfg)
+	rc := &replayConn{trackedConn: c, prefix: hello}
+	tc := tls.Server(rc, cfg)
 	if err := c.SetDeadline(time.Now().Add(s.opts.HelloTimeout)); err != nil {
 		reset(c)
 		return
@@ -182,7 +99,11 @@ func (s *Server) hand(ls *listenerState, c *trackedConn, rt route.Route, hello [
 		return
 	}
 	var conn net.Conn = tc
-	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		// Many streams share the connection: gather their frames into
+		// fewer writes (see coalescer).
+		rc.out = newCoalescer(c)
+	} else {
 		conn = &h1Conn{Conn: tc, scan: h1scan.New(maxScannedHeader)}
 	}
 	// A front being retired refuses connections; the next lookup finds
@@ -245,7 +166,7 @@ func (s *Server) newFront(ls *listenerState, rt route.Route, rm *routeMetrics) *
 		ErrorLog:                     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if rt.SendProxyProtocol {
-				cc := newClientConn(c)
+				cc := newClientConn(c, s.backend)
 				f.conns.Store(c, cc)
 				ctx = context.WithValue(ctx, clientConnKey{}, cc)
 			}
@@ -311,58 +232,61 @@ func (f *l7Front) shutdown(ctx context.Context) {
 // ServeHTTP proxies one request to the route's backend.
 func (f *l7Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rt, rm := f.route, f.metrics
-	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	ex := &exchange{f: f, w: w, in: r, route: f.route, metrics: f.metrics, code: http.StatusOK}
 	defer func() {
-		rm.done(rm.status(sw.code), start)
-		f.s.log.Debug("l7 request", "listener", f.ls.Name, "host", rt.Hostname, "method", r.Method, "path", r.URL.Path,
-			"proto", r.Proto, "status", sw.code, "client", r.RemoteAddr, "duration", time.Since(start))
+		ex.metrics.done(ex.metrics.status(ex.code), start)
+		if f.s.log.Enabled(r.Context(), slog.LevelDebug) {
+			f.s.log.Debug("l7 request", "listener", f.ls.Name, "host", ex.route.Hostname, "method", r.Method, "path", r.URL.Path,
+				"proto", r.Proto, "status", ex.code, "client", r.RemoteAddr, "duration", time.Since(start))
+		}
 	}()
 	if hc, ok := r.Context().Value(h1ConnKey{}).(*h1Conn); ok {
 		n := hc.served.Add(1) - 1
 		if reason, refused := hc.scan.Refused(int(n)); refused {
 			f.s.log.Info("l7: refused a request with ambiguous framing; answered 400 and closed the connection",
-				"listener", f.ls.Name, "host", rt.Hostname, "client", r.RemoteAddr, "reason", reason)
-			refuse(sw, r, http.StatusBadRequest, "bad request: "+reason)
+				"listener", f.ls.Name, "host", ex.route.Hostname, "client", r.RemoteAddr, "reason", reason)
+			ex.refuse(http.StatusBadRequest, "bad request: "+reason)
 			return
 		}
 		if r.ProtoMajor != 1 {
 			// "PRI * HTTP/2.0" on an HTTP/1 connection: h2 is negotiated
 			// in ALPN or not at all.
-			refuse(sw, r, http.StatusHTTPVersionNotSupported, "http version not supported")
+			ex.refuse(http.StatusHTTPVersionNotSupported, "http version not supported")
 			return
 		}
 	}
 	if f.retired.Load() {
 		// The request raced a route change: serve it as the route is now,
 		// and close the connection after the answer.
-		cur, curM, ok := f.s.routing.Load().lookup(f.ls.Name, rt.Hostname)
+		cur, curM, ok := f.s.routing.Load().lookup(f.ls.Name, ex.route.Hostname)
 		if !ok || cur.Mode != route.L7 {
-			refuse(sw, r, http.StatusMisdirectedRequest, "misdirected request")
+			ex.refuse(http.StatusMisdirectedRequest, "misdirected request")
 			return
 		}
-		rt, rm = cur, curM
-		if r.ProtoMajor == 1 {
-			w.Header().Set("Connection", "close")
-		}
+		ex.route, ex.metrics = cur, curM
+		ex.closeAfter = r.ProtoMajor == 1
 	}
 	// HTTP/2 coalescing could carry a request for another host on this
 	// connection, and an absolute-form request target names its own host
 	// (net/http puts it in r.Host); only the routed host is served.
-	if host := hostOnly(r.Host); host != "" && route.NormalizeHost(host) != rt.Hostname {
-		refuse(sw, r, http.StatusMisdirectedRequest, "misdirected request")
+	if host := hostOnly(r.Host); host != "" && route.NormalizeHost(host) != ex.route.Hostname {
+		ex.refuse(http.StatusMisdirectedRequest, "misdirected request")
 		return
 	}
 	if r.RequestURI == "*" {
 		// OPTIONS *: about this server, not a resource of the backend.
-		sw.Header().Set("Content-Length", "0")
-		sw.WriteHeader(http.StatusOK)
+		h := w.Header()
+		h["Strict-Transport-Security"] = valueHSTS
+		h.Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if isGRPC(r.Header) && !rt.SpeaksHTTP2() {
+	if isGRPC(r.Header) && !ex.route.SpeaksHTTP2() {
 		f.s.log.Warn("l7: gRPC request on a route that speaks HTTP/1.1 to its backend; set backend_protocol = \"h2c\" (or \"auto\" with backend_tls)",
-			"listener", f.ls.Name, "host", rt.Hostname, "backend_protocol", rt.BackendProtocol, "client", r.RemoteAddr)
-		sw.WriteHeader(http.StatusBadGateway)
+			"listener", f.ls.Name, "host", ex.route.Hostname, "backend_protocol", ex.route.BackendProtocol, "client", r.RemoteAddr)
+		w.Header()["Strict-Transport-Security"] = valueHSTS
+		ex.code = http.StatusBadGateway
+		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
 	if hasToken(r.Header["Upgrade"], "h2c") {
@@ -373,22 +297,10 @@ func (f *l7Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del("Upgrade")
 		r.Header.Del("Http2-Settings")
 	}
-	info := &requestInfo{route: rt, listener: f.ls.Name}
 	if r.Body != nil && r.Body != http.NoBody {
-		info.body = &clientBody{ReadCloser: r.Body}
-		r.Body = info.body
+		ex.body = &clientBody{src: r.Body}
 	}
-	f.s.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), routeKey{}, info)))
-}
-
-// refuse answers a request mc-proxy does not pass on; on HTTP/1.1 the
-// connection is closed afterwards.
-func refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	w.Header().Set("Strict-Transport-Security", httpserver.HSTS)
-	if r.ProtoMajor == 1 {
-		w.Header().Set("Connection", "close")
-	}
-	http.Error(w, msg, code)
+	ex.forward()
 }
 
 // isGRPC reports whether a request is gRPC (which needs HTTP/2 to the
@@ -411,17 +323,30 @@ func hasToken(values []string, token string) bool {
 	return false
 }
 
-// clientBody is a request body that remembers a failure to read it from
-// the client, so proxyError can tell a malformed body from a backend
-// failure.
+// clientBody is the client's request body as the backend transport
+// reads it. It remembers a failure to read it from the client, so a
+// malformed body is told from a backend failure, and its Close does not
+// close the client's body: the transport closes the body it sends when
+// it fails to connect, and closing the client's body then could hang on
+// a client that has not sent it yet (100-continue). net/http closes the
+// client's body itself when the handler returns.
 type clientBody struct {
-	io.ReadCloser
-	mu  sync.Mutex
-	err error
+	src    io.ReadCloser
+	mu     sync.Mutex
+	err    error
+	closed bool
 }
 
+var errBodyClosed = errors.New("proxy: read of a closed request body")
+
 func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return 0, errBodyClosed
+	}
+	n, err := b.src.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		b.mu.Lock()
 		if b.err == nil {
@@ -430,6 +355,14 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// Close marks the body closed for the transport; see clientBody.
+func (b *clientBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return nil
 }
 
 // failed is the error reading the body ended with, if any.
@@ -461,61 +394,6 @@ func normalizeHostHeader(h string) string {
 	}
 	return strings.TrimSuffix(h, ".")
 }
-
-// rewrite points the request at the route's backend and sets the
-// forwarding headers. X-Forwarded-For is replaced, not appended to: the
-// proxy is the trust boundary and the client address it knows (from the
-// peer or a trusted PROXY header) is the only one it vouches for. The
-// reverse proxy has already removed the client's Forwarded and
-// X-Forwarded-* headers and every hop-by-hop header (including those the
-// client's Connection header names), so none of these can be smuggled in
-// or stripped by the client.
-func rewrite(pr *httputil.ProxyRequest) {
-	info, _ := pr.In.Context().Value(routeKey{}).(*requestInfo) // set by the handler before ServeHTTP
-	scheme := "http"
-	if info.route.BackendTLS {
-		scheme = "https"
-	}
-	pr.SetURL(&url.URL{Scheme: scheme, Host: info.route.Backend})
-	host := normalizeHostHeader(pr.In.Host)
-	pr.Out.Host = host
-	clientIP := hostOnly(pr.In.RemoteAddr)
-	pr.Out.Header.Set("X-Forwarded-For", clientIP)
-	pr.Out.Header.Set("X-Real-IP", clientIP)
-	pr.Out.Header.Set("X-Forwarded-Proto", "https")
-	pr.Out.Header.Set("X-Forwarded-Host", host)
-}
-
-// statusWriter records the status code; Unwrap keeps Flush, Hijack and
-// full-duplex working through http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	code        int
-	wroteHeader bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wroteHeader && code >= 200 {
-		w.code = code
-		w.wroteHeader = true
-	} else if code == http.StatusSwitchingProtocols {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // certCache holds each route's certificate and reloads it when the cert
 // or key file's modification time changes; a failed reload keeps serving

@@ -3,7 +3,7 @@ package proxy
 import (
 	"fmt"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -146,10 +146,14 @@ type routeMetrics struct {
 	latency  prometheus.Observer
 	// ok and backendError are the L4 outcomes (nil on L7 routes).
 	ok, backendError prometheus.Counter
-	// statuses caches the counter of each HTTP status an L7 route has
-	// answered with (int -> prometheus.Counter).
-	statuses sync.Map
+	// statuses caches the counter of each HTTP status (100-599) an L7
+	// route has answered with: an atomic load per request, no lock, no
+	// allocation.
+	statuses [500]atomic.Pointer[statusCounter]
 }
+
+// statusCounter is the counter of one HTTP status of a route.
+type statusCounter struct{ c prometheus.Counter }
 
 // routeID is what the route series are labelled with.
 type routeID struct{ listener, host, mode string }
@@ -177,12 +181,18 @@ func (rm *routeMetrics) done(outcome prometheus.Counter, start time.Time) {
 
 // status is the counter of an L7 answer with HTTP status code.
 func (rm *routeMetrics) status(code int) prometheus.Counter {
-	if c, ok := rm.statuses.Load(code); ok {
-		return c.(prometheus.Counter) //nolint:errcheck,forcetypeassert // only counters are stored
+	i := code - 100
+	if i < 0 || i >= len(rm.statuses) {
+		return rm.requests.WithLabelValues(rm.labels.listener, rm.labels.host, rm.labels.mode, strconv.Itoa(code))
 	}
-	c := rm.requests.WithLabelValues(rm.labels.listener, rm.labels.host, rm.labels.mode, strconv.Itoa(code))
-	v, _ := rm.statuses.LoadOrStore(code, c)
-	return v.(prometheus.Counter) //nolint:errcheck,forcetypeassert // only counters are stored
+	if sc := rm.statuses[i].Load(); sc != nil {
+		return sc.c
+	}
+	// Two first answers racing resolve the same series: WithLabelValues
+	// returns one counter per label set.
+	sc := &statusCounter{rm.requests.WithLabelValues(rm.labels.listener, rm.labels.host, rm.labels.mode, strconv.Itoa(code))}
+	rm.statuses[i].Store(sc)
+	return sc.c
 }
 
 // routing is one route table with the series of its routes; the server

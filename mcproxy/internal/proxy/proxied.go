@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/proxyproto"
-	"git.metacircular.net/metacircular/mcdsl/tlsutil"
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
@@ -28,49 +27,58 @@ type clientConnKey struct{}
 // that send PROXY headers: its addresses and its own backend transports.
 type clientConn struct {
 	client, local netip.AddrPort
+	backends      *backendTransport
 
 	mu         sync.Mutex
 	closed     bool
-	transports map[string]*http.Transport
+	transports map[connTransportKey]*http.Transport
 }
 
-func newClientConn(c net.Conn) *clientConn {
-	return &clientConn{client: addrPort(c.RemoteAddr()), local: addrPort(c.LocalAddr()), transports: map[string]*http.Transport{}}
+// connTransportKey names one of a client connection's transports: its
+// kind (h1, h2c, tls) and, for tls, the backend's.
+type connTransportKey struct {
+	kind string
+	tls  tlsKey
+}
+
+func newClientConn(c net.Conn, backends *backendTransport) *clientConn {
+	return &clientConn{
+		client: addrPort(c.RemoteAddr()), local: addrPort(c.LocalAddr()), backends: backends,
+		transports: map[connTransportKey]*http.Transport{},
+	}
 }
 
 // transport is the connection's own transport for rt (the one
 // backendTransport would pick, with connections that start with a PROXY
 // header naming this client).
 func (cc *clientConn) transport(rt route.Route, upgrade bool) (*http.Transport, error) {
-	kind := "h1"
+	key := connTransportKey{kind: "h1"}
 	switch {
 	case rt.BackendTLS:
-		kind = "tls\x00" + tlsKey(rt)
+		key = connTransportKey{kind: "tls", tls: tlsKeyOf(rt)}
 	case rt.BackendProtocol == route.H2C && !upgrade:
-		kind = "h2c"
+		key.kind = "h2c"
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.closed {
 		return nil, fmt.Errorf("proxy: client connection of %s closed", rt.Key())
 	}
-	if t, ok := cc.transports[kind]; ok {
+	if t, ok := cc.transports[key]; ok {
 		return t, nil
 	}
 	var t *http.Transport
 	switch {
 	case rt.BackendTLS:
-		cfg, err := tlsutil.ClientConfig(rt.BackendCA)
+		// The route's verified configuration and session cache, shared
+		// with the routes of the same backend.
+		tb, err := cc.backends.tlsUpstream(rt)
 		if err != nil {
-			return nil, fmt.Errorf("proxy: backend tls for %s: %w", rt.Key(), err)
-		}
-		cfg.ServerName = rt.BackendServerName
-		if cfg.ServerName == "" {
-			cfg.ServerName = hostOnly(rt.Backend)
+			return nil, err
 		}
 		t = newTransport(protocols(true, rt.BackendProtocol == route.Auto, false))
-		t.TLSClientConfig = cfg
-	case kind == "h2c":
+		t.TLSClientConfig = tb.cfg
+	case key.kind == "h2c":
 		t = newTransport(protocols(false, false, true))
 	default:
 		t = newTransport(protocols(true, false, false))
@@ -78,7 +86,7 @@ func (cc *clientConn) transport(rt route.Route, upgrade bool) (*http.Transport, 
 	t.DialContext = cc.dial
 	// One client's requests: a few connections are plenty to keep.
 	t.MaxIdleConnsPerHost = 4
-	cc.transports[kind] = t
+	cc.transports[key] = t
 	return t, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"net/http/httputil"
 	"net/netip"
 	"slices"
 	"sync"
@@ -85,7 +84,6 @@ type Server struct {
 	metrics *metrics
 	certs   *certCache
 	backend *backendTransport
-	proxy   *httputil.ReverseProxy
 
 	routing atomic.Pointer[routing]
 	// setRoutes orders SetRoutes calls, which reuse the previous
@@ -158,7 +156,6 @@ func New(opts Options, table *route.Table) (*Server, error) {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	s.backend = newBackendTransport()
-	s.proxy = s.newReverseProxy()
 	for _, l := range opts.Listeners {
 		s.listeners[l.Name] = &listenerState{
 			Listener: l, m: m.listener(l.Name), addr: l.Addr,

@@ -16,7 +16,7 @@ import (
 	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
-func l7Route(t *testing.T, pki *tlstest.PKI, host, backend string) route.Route {
+func l7Route(t testing.TB, pki *tlstest.PKI, host, backend string) route.Route {
 	t.Helper()
 	pair := pki.Issue(t, host, host)
 	return route.Route{Listener: "https", Hostname: host, Mode: route.L7, Backend: backend, TLSCert: pair.CertFile, TLSKey: pair.KeyFile}

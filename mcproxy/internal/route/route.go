@@ -130,32 +130,37 @@ func (r Route) SpeaksHTTP2() bool {
 
 // Table is an immutable set of routes.
 type Table struct {
-	byKey map[string]Route
+	byKey map[tableKey]Route
 }
+
+// tableKey is a route's key in a Table: a struct rather than Key(), so a
+// lookup builds no string.
+type tableKey struct{ listener, hostname string }
 
 // NewTable builds a table; routes must be valid and unique per key.
 func NewTable(routes []Route) (*Table, error) {
-	t := &Table{byKey: make(map[string]Route, len(routes))}
+	t := &Table{byKey: make(map[tableKey]Route, len(routes))}
 	for _, r := range routes {
 		r.Normalize()
 		if err := r.Validate(); err != nil {
 			return nil, err
 		}
-		if _, dup := t.byKey[r.Key()]; dup {
+		k := tableKey{r.Listener, r.Hostname}
+		if _, dup := t.byKey[k]; dup {
 			return nil, fmt.Errorf("route %s: defined twice", r.Key())
 		}
-		t.byKey[r.Key()] = r
+		t.byKey[k] = r
 	}
 	return t, nil
 }
 
 // Lookup finds the route for an SNI name on a listener (exact,
-// case-insensitive match).
+// case-insensitive match). It allocates nothing for a lower-case name.
 func (t *Table) Lookup(listener, sni string) (Route, bool) {
 	if t == nil {
 		return Route{}, false
 	}
-	r, ok := t.byKey[listener+"/"+NormalizeHost(sni)]
+	r, ok := t.byKey[tableKey{listener, NormalizeHost(sni)}]
 	return r, ok
 }
 

@@ -111,3 +111,23 @@ func TestNormalizeHost(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTableLookup: the per-connection (and, on a route that changed,
+// per-request) lookup; allocs/op is 0 for a lower-case name.
+func BenchmarkTableLookup(b *testing.B) {
+	routes := make([]Route, 0, 64)
+	for i := range 64 {
+		routes = append(routes, Route{Listener: "https", Hostname: "app" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ".example.net",
+			Mode: L4, Backend: "10.0.0.1:443"})
+	}
+	tab, err := NewTable(routes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := tab.Lookup("https", "appqb.example.net"); !ok {
+			b.Fatal("not found")
+		}
+	}
+}
