@@ -11,8 +11,10 @@
 #          Argon2id rate, mcdsl/auth's cached validation in process, RSS,
 #          CPU and allocation profiles (bench/mcias; BENCH_DURATION, default
 #          10s per measurement; about 4 minutes)
-#   mcns   MCNS's DNS server against knot and unbound serving the same zone,
-#          with dnsperf (bench/mcns/run.sh; BENCH_DURATION, at most 15s)
+#   mcns   MCNS's DNS server against knot, unbound and CoreDNS serving the
+#          same zone, with dnsperf, pinned to one core and on two, with RSS
+#          and MCNS CPU/allocation profiles (bench/mcns/run.sh;
+#          BENCH_DURATION, at most 15s; BENCH_ROUNDS, default 3)
 #   mcproxy  mc-proxy L7 and L4 against haproxy and caddy with the same
 #          certificate and backend, with wrk, h2load and a TLS handshake
 #          loop (bench/mcproxy/run.sh; BENCH_DURATION, at most 10s)
@@ -57,8 +59,10 @@ bench_mcias() {
 }
 
 bench_mcns() {
-	# bench/mcns/run.sh installs dnsperf and the peers if missing and writes
-	# its own result file (mcns-<stamp>.txt) with commands, commit and ratios.
+	# bench/mcns/run.sh installs dnsperf and the peers (CoreDNS into
+	# .bin/bench) if missing and writes its own result file
+	# (mcns-<stamp>.txt, with .cpu.pprof and .alloc.pprof beside it) with
+	# commands, commit, ratios and memory.
 	bench/mcns/run.sh
 }
 

@@ -1,24 +1,43 @@
 #!/usr/bin/env bash
-# Measures MCNS's DNS server against knot and unbound serving the same zone
-# (bench.test, ~1200 records: A, AAAA, TXT, CNAME, NS, MX) on loopback, with
-# dnsperf, and writes bench/results/mcns-<UTC stamp>.txt with the commands,
-# commit, machine and the MCNS/peer ratios.
+# Measures MCNS's DNS server against knot, unbound and CoreDNS serving the
+# same zone (bench.test, ~1200 records: A, AAAA, TXT, CNAME, NS, MX) on
+# loopback, with dnsperf, and writes bench/results/mcns-<UTC stamp>.txt with
+# the commands, commit, machine, the MCNS/peer ratios and each server's
+# memory, plus CPU and allocation profiles of MCNS under the throughput
+# load (mcns-<stamp>.cpu.pprof, mcns-<stamp>.alloc.pprof).
 #
 #   bench/mcns/run.sh                       (or: bench/run.sh mcns)
 #   BENCH_DURATION=10s  seconds per measurement (capped at 15s)
 #   BENCH_RATE=10000    queries/s of the fixed-load latency measurement
+#   BENCH_ROUNDS=3      rounds; the report gives each figure's median
 #
-# Each server runs alone, pinned to CPU 0 with one worker thread; dnsperf
-# is pinned to CPU 1. Two measurements per server:
+# Two configurations, each measured BENCH_ROUNDS times, the servers taking
+# turns within a round (so a busy moment on this shared machine hits one
+# round of every server rather than every round of one):
+#   pinned  each server alone on CPU 0 with one worker thread (MCNS and
+#           CoreDNS: GOMAXPROCS=1); dnsperf on CPU 1
+#   2-core  each server on both cores with two workers (MCNS and CoreDNS:
+#           GOMAXPROCS=2; knot udp-workers 2; unbound num-threads 2);
+#           dnsperf unpinned
+# Two measurements per server and round:
 #   throughput  dnsperf as fast as it can, 4 sockets, 200 queries in flight
 #   latency     dnsperf at BENCH_RATE queries/s with -v; p50/p99 come from
 #               the per-query latencies it prints (dnsperf 2.10 has no
 #               histogram option)
+# Memory: VmRSS from /proc/<pid>/status once the server answers (idle),
+# the largest VmRSS sampled during the measurements (load), and VmHWM at
+# the end (the peak over the server's life, loading the zone included).
 # The query file (same for every server) asks each host's A, AAAA and TXT
 # or alias (CNAME followed to the A), and one query in ten is for a missing
 # name (NXDOMAIN).
+#
+# CoreDNS is built from source: go install github.com/coredns/coredns at
+# $coredns_version into .bin/bench (CGO_ENABLED=0), kept while `go version
+# -m` shows that version; if the module proxy refuses the version, the
+# nearest v1.1x it offers is used and the report says which.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+repo=$(pwd)
 export CGO_ENABLED=0
 
 dur=${BENCH_DURATION:-10s}
@@ -32,18 +51,43 @@ if ((dur > 15)); then
 	dur=15
 fi
 rate=${BENCH_RATE:-10000}
+rounds=${BENCH_ROUNDS:-3}
+if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
+	echo "bench/mcns: BENCH_ROUNDS must be a positive number" >&2
+	exit 2
+fi
 
 # dnsperf, the peers, dig (readiness checks), taskset and ss.
 scripts/deps.sh pkgs dnsperf knot unbound dnsutils util-linux iproute2
 
-if [ "$(nproc)" -ge 2 ]; then
-	server_cpu=(taskset -c 0)
-	client_cpu=(taskset -c 1)
-	pinning="servers on CPU 0, dnsperf on CPU 1"
-else
-	server_cpu=()
-	client_cpu=()
-	pinning="one CPU: no pinning"
+# CoreDNS from source, at the version the report names.
+coredns_version=v1.15.0
+coredns_module=github.com/coredns/coredns
+gobin=$repo/.bin/bench
+coredns=$gobin/coredns
+coredns_note=""
+installed_coredns() {
+	go version -m "$coredns" 2>/dev/null | awk -v m="$coredns_module" '$1 == "mod" && $2 == m {print $3}'
+}
+if [ "$(installed_coredns)" != "$coredns_version" ]; then
+	echo "bench/mcns: installing CoreDNS $coredns_version into $gobin"
+	if ! GOBIN=$gobin GOFLAGS= go install "$coredns_module@$coredns_version"; then
+		# The nearest v1.1x the proxy offers: the highest below the
+		# version asked for, else the lowest above it.
+		versions=$(GOFLAGS= go list -m -versions "$coredns_module" | tr ' ' '\n' | grep -E '^v1\.1[0-9]+\.[0-9]+$' || true)
+		nearest=$(printf '%s\n%s\n' "$versions" "$coredns_version" | sort -V | grep -B1 -x "$coredns_version" | head -1)
+		if [ -z "$nearest" ] || [ "$nearest" = "$coredns_version" ]; then
+			nearest=$(printf '%s\n' "$versions" | sort -V | head -1)
+		fi
+		if [ -z "$nearest" ]; then
+			echo "bench/mcns: the module proxy offers no CoreDNS v1.1x" >&2
+			exit 1
+		fi
+		coredns_note="the module proxy refused CoreDNS $coredns_version; using $nearest"
+		echo "bench/mcns: $coredns_note" >&2
+		GOBIN=$gobin GOFLAGS= go install "$coredns_module@$nearest"
+		coredns_version=$nearest
+	fi
 fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -71,12 +115,15 @@ free_port() {
 	exit 1
 }
 
-# wait_ready waits (at most 10 s) until a server answers on port.
+# wait_ready PORT NAME PID: waits (at most 20 s) until the server answers.
 wait_ready() {
 	local i
-	for i in $(seq 50); do
+	for i in $(seq 100); do
 		if dig +time=1 +tries=1 @127.0.0.1 -p "$1" host-0000.bench.test A 2>/dev/null | grep -q 'status: NOERROR'; then
 			return
+		fi
+		if ! kill -0 "$3" 2>/dev/null; then
+			break
 		fi
 		sleep 0.2
 	done
@@ -90,15 +137,172 @@ stop_server() {
 	wait "$1" 2>/dev/null || true
 }
 
-# measure NAME PORT: both dnsperf runs, results in $tmp/NAME.{tput,lat}.
-measure() {
-	local name=$1 port=$2
-	"${client_cpu[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries.txt" -l "$dur" -c 4 -q 200 >"$tmp/$name.tput" 2>&1
-	"${client_cpu[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries.txt" -l "$dur" -Q "$rate" -v >"$tmp/$name.lat" 2>&1
+# status_kb PID FIELD: a VmRSS/VmHWM figure of the process, in kB.
+status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+
+# sample_rss PID FILE: writes the largest VmRSS seen until killed.
+sample_rss() {
+	local most=0 kb
+	while kb=$(status_kb "$1" VmRSS 2>/dev/null) && [ -n "$kb" ]; do
+		if ((kb > most)); then
+			most=$kb
+			echo "$most" >"$2"
+		fi
+		sleep 0.25
+	done
 }
 
-# stat FILE FIELD: a number from dnsperf's statistics.
-qps() { awk '/Queries per second:/ {print $4}' "$1"; }
+echo "bench/mcns: building the MCNS bench server"
+go build -o "$tmp/benchserver" ./mcns/internal/dnsserver/benchserver
+
+# The zone, its copies for the peers and the queries: written by the bench
+# server into $tmp/data (every MCNS run writes its own store again).
+mkdir -p "$tmp/data" "$tmp/res"
+port=$(free_port 15300)
+"$tmp/benchserver" -dir "$tmp/data" -listen "127.0.0.1:$port" >"$tmp/mcns.log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
+wait_ready "$port" mcns "$server_pid"
+stop_server "$server_pid"
+records=$(($(grep -c $'\tIN\t' "$tmp/data/bench.test.zone") - 1)) # less the SOA
+
+# start_server CONFIG NAME PORT: starts NAME for CONFIG (pinned or 2core),
+# sets $server_pid.
+start_server() {
+	local config=$1 name=$2 port=$3 procs=1 cpu=()
+	if [ "$config" = 2core ]; then
+		procs=2
+	elif [ "$(nproc)" -ge 2 ]; then
+		cpu=(taskset -c 0)
+	fi
+	case $name in
+	mcns)
+		local dir=$tmp/mcns-run
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		GOMAXPROCS=$procs "${cpu[@]}" "$tmp/benchserver" -dir "$dir" -listen "127.0.0.1:$port" "${mcns_args[@]}" >"$tmp/mcns.log" 2>&1 &
+		;;
+	knot)
+		rm -rf "$tmp/knot-run" "$tmp/knot-db"
+		mkdir -p "$tmp/knot-run" "$tmp/knot-db"
+		cat >"$tmp/knot.conf" <<EOF
+server:
+    rundir: "$tmp/knot-run"
+    listen: 127.0.0.1@$port
+    udp-workers: $procs
+    tcp-workers: 1
+    background-workers: 1
+database:
+    storage: "$tmp/knot-db"
+log:
+  - target: stderr
+    any: warning
+zone:
+  - domain: bench.test.
+    file: "$tmp/data/bench.test.zone"
+    storage: "$tmp/data"
+    zonefile-sync: -1
+    journal-content: none
+EOF
+		"${cpu[@]}" knotd -c "$tmp/knot.conf" >"$tmp/knot.log" 2>&1 &
+		;;
+	unbound)
+		cat >"$tmp/unbound.conf" <<EOF
+server:
+    interface: 127.0.0.1
+    port: $port
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$tmp"
+    pidfile: "$tmp/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    num-threads: $procs
+    access-control: 127.0.0.0/8 allow
+    module-config: "iterator"
+    do-not-query-localhost: yes
+    include: "$tmp/data/unbound-local.conf"
+remote-control:
+    control-enable: no
+EOF
+		"${cpu[@]}" unbound -d -c "$tmp/unbound.conf" >"$tmp/unbound.log" 2>&1 &
+		;;
+	coredns)
+		cat >"$tmp/Corefile" <<EOF
+bench.test.:$port {
+    bind 127.0.0.1
+    file $tmp/data/bench.test.zone
+}
+EOF
+		GOMAXPROCS=$procs "${cpu[@]}" "$coredns" -conf "$tmp/Corefile" >"$tmp/coredns.log" 2>&1 &
+		;;
+	esac
+	server_pid=$!
+	pids+=("$server_pid")
+	wait_ready "$port" "$name" "$server_pid"
+}
+
+# measure CONFIG NAME ROUND: both dnsperf runs and the memory figures, in
+# $tmp/res/CONFIG.NAME.ROUND.{tput,lat,rss}.
+measure() {
+	local config=$1 name=$2 round=$3 port client=()
+	local out=$tmp/res/$config.$name.$round
+	if [ "$config" = pinned ] && [ "$(nproc)" -ge 2 ]; then
+		client=(taskset -c 1)
+	fi
+	port=$(free_port 15500)
+	start_server "$config" "$name" "$port"
+	# Let the server finish starting up (loading, first collections).
+	sleep 1
+	local idle
+	idle=$(status_kb "$server_pid" VmRSS)
+	echo "$idle" >"$out.load"
+	sample_rss "$server_pid" "$out.load" &
+	local sampler=$!
+	"${client[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/data/queries.txt" -l "$dur" -c 4 -q 200 >"$out.tput" 2>&1
+	"${client[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/data/queries.txt" -l "$dur" -Q "$rate" -v >"$out.lat" 2>&1
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	echo "$idle $(cat "$out.load") $(status_kb "$server_pid" VmHWM)" >"$out.rss"
+	stop_server "$server_pid"
+}
+
+servers=(mcns knot unbound coredns)
+configs=(pinned 2core)
+mcns_args=()
+for round in $(seq "$rounds"); do
+	for config in "${configs[@]}"; do
+		for s in "${servers[@]}"; do
+			echo "bench/mcns: round $round/$rounds, $config: $s (${dur}s + ${dur}s)"
+			measure "$config" "$s" "$round"
+		done
+	done
+done
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=bench/results/mcns-$stamp.txt
+mkdir -p bench/results
+
+# Profiles: one more pinned MCNS run under the throughput load, writing a
+# CPU profile of the serving and an allocation profile of everything
+# allocated while serving.
+echo "bench/mcns: profiling MCNS under the throughput load (${dur}s)"
+mcns_args=(-cpuprofile "$tmp/mcns.cpu.pprof" -allocprofile "$tmp/mcns.alloc.pprof")
+port=$(free_port 15500)
+start_server pinned mcns "$port"
+client=()
+if [ "$(nproc)" -ge 2 ]; then
+	client=(taskset -c 1)
+fi
+"${client[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/data/queries.txt" -l "$dur" -c 4 -q 200 >"$tmp/res/profile.tput" 2>&1
+stop_server "$server_pid"
+cp "$tmp/mcns.cpu.pprof" "bench/results/mcns-$stamp.cpu.pprof"
+cp "$tmp/mcns.alloc.pprof" "bench/results/mcns-$stamp.alloc.pprof"
+
+# dnsperf statistics and percentiles.
+qps() { awk '/Queries per second:/ {printf "%.0f", $4}' "$1"; }
 avg_ms() { awk '/Average Latency \(s\):/ {printf "%.3f", $4 * 1000}' "$1"; }
 lost() { awk '/Queries lost:/ {print $3, $4}' "$1"; }
 rcodes() { sed -n 's/^ *Response codes: *//p' "$1"; }
@@ -109,119 +313,105 @@ pct() {
 		i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
 		printf "%.3f", v[i] * 1000 }'
 }
+# median: the median of the numbers on stdin, one per line.
+median() {
+	sort -g | awk '{v[NR] = $1} END { if (NR == 0) { print "n/a"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# across CONFIG NAME CMD...: CMD's figure for every round, one per line.
+across() {
+	local config=$1 name=$2 r
+	shift 2
+	for r in $(seq "$rounds"); do
+		"$@" "$tmp/res/$config.$name.$r"
+		echo
+	done
+}
+f_qps() { qps "$1.tput"; }
+f_avg_max() { avg_ms "$1.tput"; }
+f_avg_rate() { avg_ms "$1.lat"; }
+f_p50() { pct "$1.lat" 50; }
+f_p99() { pct "$1.lat" 99; }
+f_rss() { awk -v i="$2" '{printf "%.1f", $i / 1024}' "$1.rss"; }
+f_rss_idle() { f_rss "$1" 1; }
+f_rss_load() { f_rss "$1" 2; }
+f_rss_hwm() { f_rss "$1" 3; }
+med() { across "$@" | median; }
+# median_round CONFIG NAME: the round whose throughput is nearest the
+# median (the median itself with an odd number of rounds).
+median_round() {
+	local m r
+	m=$(across "$1" "$2" f_qps | median)
+	for r in $(seq "$rounds"); do
+		echo "$r $(qps "$tmp/res/$1.$2.$r.tput")"
+	done | awk -v m="$m" '{d = $2 - m; if (d < 0) d = -d} NR == 1 || d < best {best = d; r = $1} END {print r}'
+}
 
-echo "bench/mcns: building the MCNS bench server"
-go build -o "$tmp/benchserver" ./mcns/internal/dnsserver/benchserver
+config_title() {
+	case $1 in
+	pinned)
+		if [ "$(nproc)" -ge 2 ]; then
+			echo "pinned: each server alone on CPU 0 with one worker thread (MCNS, CoreDNS: GOMAXPROCS=1); dnsperf on CPU 1"
+		else
+			echo "pinned: one CPU, so no pinning; one worker thread per server"
+		fi
+		;;
+	2core) echo "2-core: each server on both cores with two workers (MCNS, CoreDNS: GOMAXPROCS=2; knot udp-workers 2; unbound num-threads 2); dnsperf unpinned" ;;
+	esac
+}
 
-servers=()
-
-# MCNS (it also writes the zone file, unbound data and queries).
-mcns_port=$(free_port 15300)
-"${server_cpu[@]}" "$tmp/benchserver" -dir "$tmp" -listen "127.0.0.1:$mcns_port" >"$tmp/mcns.log" 2>&1 &
-pids+=($!)
-mcns_pid=$!
-wait_ready "$mcns_port" mcns
-records=$(($(grep -c $'\tIN\t' "$tmp/bench.test.zone") - 1)) # less the SOA
-echo "bench/mcns: MCNS on port $mcns_port ($records records); measuring ${dur}s + ${dur}s"
-measure mcns "$mcns_port"
-stop_server "$mcns_pid"
-servers+=(mcns)
-
-# knot: the same zone from the exported zone file, as the current user.
-knot_port=$(free_port 15500)
-mkdir -p "$tmp/knot-run" "$tmp/knot-db"
-cat >"$tmp/knot.conf" <<EOF
-server:
-    rundir: "$tmp/knot-run"
-    listen: 127.0.0.1@$knot_port
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$tmp/knot-db"
-log:
-  - target: stderr
-    any: warning
-zone:
-  - domain: bench.test.
-    file: "$tmp/bench.test.zone"
-    storage: "$tmp"
-    zonefile-sync: -1
-    journal-content: none
-EOF
-"${server_cpu[@]}" knotd -c "$tmp/knot.conf" >"$tmp/knot.log" 2>&1 &
-pids+=($!)
-knot_pid=$!
-wait_ready "$knot_port" knot
-echo "bench/mcns: knot on port $knot_port; measuring"
-measure knot "$knot_port"
-stop_server "$knot_pid"
-servers+=(knot)
-
-# unbound: local-zone/local-data for the same records, no recursion.
-unbound_port=$(free_port 15700)
-cat >"$tmp/unbound.conf" <<EOF
-server:
-    interface: 127.0.0.1
-    port: $unbound_port
-    do-daemonize: no
-    username: ""
-    chroot: ""
-    directory: "$tmp"
-    pidfile: "$tmp/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    verbosity: 0
-    num-threads: 1
-    access-control: 127.0.0.0/8 allow
-    module-config: "iterator"
-    do-not-query-localhost: yes
-    include: "$tmp/unbound-local.conf"
-remote-control:
-    control-enable: no
-EOF
-"${server_cpu[@]}" unbound -d -c "$tmp/unbound.conf" >"$tmp/unbound.log" 2>&1 &
-pids+=($!)
-unbound_pid=$!
-wait_ready "$unbound_port" unbound
-echo "bench/mcns: unbound on port $unbound_port; measuring"
-measure unbound "$unbound_port"
-stop_server "$unbound_pid"
-servers+=(unbound)
-
-# The report.
-mkdir -p bench/results
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=bench/results/mcns-$stamp.txt
 {
-	echo "# bench/mcns: MCNS DNS server vs knot and unbound, authoritative answers on loopback"
-	echo "# command: bench/mcns/run.sh (BENCH_DURATION=${dur}s BENCH_RATE=$rate)"
+	echo "# bench/mcns: MCNS DNS server vs knot, unbound and CoreDNS, authoritative answers on loopback"
+	echo "# command: bench/mcns/run.sh (BENCH_DURATION=${dur}s BENCH_RATE=$rate BENCH_ROUNDS=$rounds)"
 	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- mcns bench 2>/dev/null || echo ' (with uncommitted changes in mcns/ or bench/)')"
 	echo "# machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
 	echo "# load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
-	echo "# pinning: $pinning; one worker thread per server (MCNS: GOMAXPROCS follows the pinned CPU)"
-	echo "# versions: $(go env GOVERSION), $(knotd -V 2>&1 | head -1), unbound $(unbound -V 2>&1 | awk '/^Version/ {print $2}'), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
-	echo "# zone: bench.test, $records records; queries: $(wc -l <"$tmp/queries.txt") lines, replayed in a loop"
-	echo "# throughput: ${client_cpu[*]} dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $dur -c 4 -q 200"
-	echo "# latency:    ${client_cpu[*]} dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $dur -Q $rate -v  (percentiles of the per-query latencies)"
-	echo
-	printf '%-8s %12s %14s %14s %14s %14s  %s\n' server "queries/s" "avg ms @max" "avg ms @rate" "p50 ms @rate" "p99 ms @rate" "lost (max load); response codes"
-	for s in "${servers[@]}"; do
-		printf '%-8s %12.0f %14s %14s %14s %14s  %s; %s\n' "$s" "$(qps "$tmp/$s.tput")" "$(avg_ms "$tmp/$s.tput")" \
-			"$(avg_ms "$tmp/$s.lat")" "$(pct "$tmp/$s.lat" 50)" "$(pct "$tmp/$s.lat" 99)" "$(lost "$tmp/$s.tput")" "$(rcodes "$tmp/$s.tput")"
-	done
-	echo
-	for s in knot unbound; do
-		awk -v peer="$s" -v a="$(qps "$tmp/mcns.tput")" -v b="$(qps "$tmp/$s.tput")" \
-			-v la="$(pct "$tmp/mcns.lat" 99)" -v lb="$(pct "$tmp/$s.lat" 99)" \
-			-v ma="$(avg_ms "$tmp/mcns.lat")" -v mb="$(avg_ms "$tmp/$s.lat")" 'BEGIN {
-			printf "MCNS/%s: queries/s %.2f; avg latency @rate %.2f; p99 latency @rate %.2f (latency: lower is better)\n",
-				peer, a / b, (mb > 0 ? ma / mb : 0), (lb > 0 ? la / lb : 0) }'
-	done
-	for s in "${servers[@]}"; do
+	echo "# versions: $(go env GOVERSION), $(knotd -V 2>&1 | head -1), unbound $(unbound -V 2>&1 | awk '/^Version/ {print $2}'), CoreDNS $coredns_version ($(go version -m "$coredns" | head -1 | awk '{print $2}')), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
+	if [ -n "$coredns_note" ]; then
+		echo "# note: $coredns_note"
+	fi
+	echo "# zone: bench.test, $records records; queries: $(wc -l <"$tmp/data/queries.txt") lines, replayed in a loop"
+	echo "# throughput: dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $dur -c 4 -q 200"
+	echo "# latency:    dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $dur -Q $rate -v  (percentiles of the per-query latencies)"
+	echo "# rounds: $rounds, the servers taking turns within each; every figure below is the median over the rounds"
+	echo "# memory: RSS idle = VmRSS once answering; load = largest VmRSS sampled during the measurements; peak = VmHWM at the end"
+	echo "# profiles: bench/results/mcns-$stamp.cpu.pprof and .alloc.pprof, one more pinned MCNS run under the throughput load ($(qps "$tmp/res/profile.tput") queries/s while profiled)"
+	for config in "${configs[@]}"; do
 		echo
-		echo "## $s: dnsperf statistics, maximum load"
-		sed -n '/^Statistics:/,$p' "$tmp/$s.tput"
+		echo "## $(config_title "$config")"
+		echo
+		printf '%-8s %10s %12s %13s %13s %13s %9s %9s %9s  %s\n' server "queries/s" "avg ms @max" "avg ms @rate" "p50 ms @rate" "p99 ms @rate" "RSS idle" "RSS load" "RSS peak" "lost (max load); response codes, of the round nearest the median"
+		for s in "${servers[@]}"; do
+			r=$(median_round "$config" "$s")
+			printf '%-8s %10.0f %12s %13s %13s %13s %8.1fM %8.1fM %8.1fM  %s; %s\n' "$s" "$(med "$config" "$s" f_qps)" "$(med "$config" "$s" f_avg_max)" \
+				"$(med "$config" "$s" f_avg_rate)" "$(med "$config" "$s" f_p50)" "$(med "$config" "$s" f_p99)" \
+				"$(med "$config" "$s" f_rss_idle)" "$(med "$config" "$s" f_rss_load)" "$(med "$config" "$s" f_rss_hwm)" \
+				"$(lost "$tmp/res/$config.$s.$r.tput")" "$(rcodes "$tmp/res/$config.$s.$r.tput")"
+		done
+		echo
+		for s in "${servers[@]}"; do
+			printf 'queries/s by round, %-8s %s\n' "$s:" "$(across "$config" "$s" f_qps | tr '\n' ' ')"
+		done
+		for s in "${servers[@]}"; do
+			printf 'p99 ms @rate by round, %-8s %s\n' "$s:" "$(across "$config" "$s" f_p99 | tr '\n' ' ')"
+		done
+		echo
+		for s in knot unbound coredns; do
+			awk -v peer="$s" -v a="$(med "$config" mcns f_qps)" -v b="$(med "$config" "$s" f_qps)" \
+				-v la="$(med "$config" mcns f_p99)" -v lb="$(med "$config" "$s" f_p99)" \
+				-v ma="$(med "$config" mcns f_avg_rate)" -v mb="$(med "$config" "$s" f_avg_rate)" \
+				-v ra="$(med "$config" mcns f_rss_load)" -v rb="$(med "$config" "$s" f_rss_load)" 'BEGIN {
+				printf "MCNS/%s: queries/s %.2f; avg latency @rate %.2f; p99 latency @rate %.2f; RSS under load %.2f (latency, RSS: lower is better)\n",
+					peer, a / b, (mb > 0 ? ma / mb : 0), (lb > 0 ? la / lb : 0), (rb > 0 ? ra / rb : 0) }'
+		done
+	done
+	for config in "${configs[@]}"; do
+		for s in "${servers[@]}"; do
+			r=$(median_round "$config" "$s")
+			echo
+			echo "## $config, $s: dnsperf statistics, maximum load (round $r, the one nearest the median)"
+			sed -n '/^Statistics:/,$p' "$tmp/res/$config.$s.$r.tput"
+		done
 	done
 } | tee "$out"
-echo "wrote $out"
+echo "wrote $out and its profiles"

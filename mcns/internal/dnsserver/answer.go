@@ -47,6 +47,13 @@ type response struct {
 	msg   *dns.Msg
 	limit int
 	opt   *dns.OPT
+	// class says whether the packed reply may go into the answer cache,
+	// and in which part: only answers from the zones do.
+	class cacheClass
+	// forward is set instead of an answer when the question must wait
+	// for an upstream and the caller asked not to block (the UDP read
+	// loop, which hands such a query to a goroutine of its own).
+	forward bool
 	// glue are the in-domain glue RRsets of a referral (name servers below
 	// the cut): without them the referral cannot be followed, so a reply
 	// they do not fit in is truncated (RFC 9471).
@@ -90,17 +97,28 @@ func (r *response) queued(name string) bool {
 
 // reply is everything after unpacking: it answers req, received from src
 // over UDP (udp) or TCP, and returns the packed reply, or nil to send
-// nothing. The servers and the fuzz target both go through it.
+// nothing, waiting for upstreams if it must. The TCP server goes through
+// it; the UDP path (packet.go) through the same respond and packReply.
 func (s *Server) reply(ctx context.Context, req *dns.Msg, src netip.Addr, udp bool) []byte {
 	var r response
-	if !s.respond(ctx, &r, req, src, udp) {
+	if !s.respond(ctx, &r, req, src, udp, true) {
 		return nil
 	}
-	buf, err := r.pack()
+	buf, _ := s.packReply(&r, req)
+	return buf
+}
+
+// packReply packs the reply r built for req; complete reports that nothing
+// was left out to fit r.limit, so the same bytes answer any client that
+// accepts len(buf). A reply that does not pack becomes SERVFAIL, or nil if
+// even that fails.
+func (s *Server) packReply(r *response, req *dns.Msg) (buf []byte, complete bool) {
+	buf, complete, err := r.pack()
 	if err == nil {
-		return buf
+		return buf, complete
 	}
 	s.logger.Warn("dns: reply does not pack; sending SERVFAIL", "name", questionName(req), "err", err)
+	r.class = notCached
 	m := r.msg
 	m.Rcode = dns.RcodeServerFailure
 	m.Authoritative, m.Truncated, m.AuthenticatedData = false, false, false
@@ -109,9 +127,9 @@ func (s *Server) reply(ctx context.Context, req *dns.Msg, src netip.Addr, udp bo
 		m.Extra = []dns.RR{r.opt}
 	}
 	if buf, err = m.Pack(); err != nil {
-		return nil
+		return nil, false
 	}
-	return buf
+	return buf, false
 }
 
 func questionName(m *dns.Msg) string {
@@ -123,14 +141,16 @@ func questionName(m *dns.Msg) string {
 
 // respond builds in r the reply to req and the size it must pack into: the
 // client's EDNS UDP size between 512 and maxUDPSize over UDP, the DNS
-// maximum over TCP. False means send nothing.
+// maximum over TCP. False means send nothing. Unless block, a question the
+// forwarder cannot answer from its cache sets r.forward instead of waiting
+// for an upstream.
 //
 // Every reply echoes the ID, the opcode, RD and the question when there is
 // exactly one, and never Z; AA, TC, RA, AD and CD are set only where the
 // answer calls for them, never copied from the query. The checks run in
 // knot's order: OPT records, EDNS version, question count, class, then
 // the opcode.
-func (s *Server) respond(ctx context.Context, r *response, req *dns.Msg, src netip.Addr, udp bool) bool {
+func (s *Server) respond(ctx context.Context, r *response, req *dns.Msg, src netip.Addr, udp, block bool) bool {
 	if req.Response {
 		return false
 	}
@@ -183,7 +203,7 @@ func (s *Server) respond(ctx context.Context, r *response, req *dns.Msg, src net
 		m.Rcode = otherOpcode(req.Opcode, req.Question[0])
 		return true
 	}
-	s.answer(ctx, r, req, src, opt != nil && opt.Do())
+	s.answer(ctx, r, req, src, opt != nil && opt.Do(), block)
 	return true
 }
 
@@ -234,8 +254,8 @@ func clientOPT(req *dns.Msg) (*dns.OPT, int) {
 
 // answer fills r, the reply to the single-question query req: from the
 // zones when the name is in one, else through the forwarder for clients
-// allowed to recurse.
-func (s *Server) answer(ctx context.Context, r *response, req *dns.Msg, src netip.Addr, do bool) {
+// allowed to recurse (see respond for block).
+func (s *Server) answer(ctx context.Context, r *response, req *dns.Msg, src netip.Addr, do, block bool) {
 	m := r.msg
 	q := req.Question[0]
 	recursion := s.recursionAllowed(src)
@@ -268,7 +288,16 @@ func (s *Server) answer(ctx context.Context, r *response, req *dns.Msg, src neti
 		m.Rcode = dns.RcodeRefused
 		return
 	}
-	v, err := s.fwd.resolve(ctx, cacheKey{name: name, qtype: q.Qtype, qclass: q.Qclass, do: do})
+	k := cacheKey{name: name, qtype: q.Qtype, qclass: q.Qclass, do: do}
+	v, hit := s.fwd.cache.get(k)
+	if !hit && !block {
+		r.forward = true
+		return
+	}
+	var err error
+	if !hit {
+		v, err = s.fwd.resolve(ctx, k)
+	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			s.logger.Warn("dns: forwarding failed", "name", name, "type", dns.TypeToString[q.Qtype], "err", err)
@@ -301,17 +330,26 @@ func (s *Server) recursionAllowed(src netip.Addr) bool {
 // authoritative answers name (in z) from the zones, following CNAMEs
 // within and across served zones, and queues the addresses of NS, MX and
 // SRV targets for the additional section (not for ANY, whose answer is
-// large enough already).
+// large enough already). It sets r.class: records of the asked type found
+// at names that exist are answers the zones hold a bounded number of;
+// every other outcome (NXDOMAIN, NODATA, wildcard answers, referrals, a
+// chain cut short) can be had for any name or type a client makes up.
 func authoritative(r *response, zs *zoneSet, z *zone, name string, qtype uint16) {
 	m := r.msg
 	m.Authoritative = true
+	r.class = cacheOpen
+	synth := false
 	for hops := 0; ; hops++ {
 		res := z.lookup(name, qtype)
+		synth = synth || res.synth
 		switch res.kind {
 		case kindAnswer:
 			m.Answer = append(m.Answer, res.rrs...)
 			if slices.Contains(additionalTypes[:], qtype) {
 				r.addTargets(z, res.rrs, "")
+			}
+			if !synth {
+				r.class = cacheBounded
 			}
 			return
 		case kindNoData:
@@ -361,8 +399,9 @@ func ownsCNAME(answer []dns.RR, name string) bool {
 // RRsets that do not fit are left out, whole and last first, without TC. A
 // reply that does not fit even without them is cut to its header,
 // question and OPT with TC set, so the client retries over TCP (RFC 7766);
-// over TCP the limit is the protocol's own.
-func (r *response) pack() ([]byte, error) {
+// over TCP the limit is the protocol's own. complete reports that the
+// reply is whole: nothing was left out to fit.
+func (r *response) pack() (buf []byte, complete bool, err error) {
 	m := r.msg
 	// m.Extra holds a forwarded answer's additional records, which stay;
 	// clipped, so appending never writes into the cached answer's array.
@@ -381,12 +420,11 @@ func (r *response) pack() ([]byte, error) {
 		}
 	}
 	keep(len(add))
-	buf, err := m.Pack()
-	if err != nil {
-		return nil, fmt.Errorf("pack reply: %w", err)
+	if buf, err = m.Pack(); err != nil {
+		return nil, false, fmt.Errorf("pack reply: %w", err)
 	}
 	if len(buf) <= r.limit {
-		return buf, nil
+		return buf, true, nil
 	}
 	if len(r.extra) > 0 {
 		// ends[i] is how many records of add remain with i extra RRsets.
@@ -407,14 +445,14 @@ func (r *response) pack() ([]byte, error) {
 			return len(b) > r.limit
 		}) - 1
 		if packErr != nil {
-			return nil, fmt.Errorf("pack reply: %w", packErr)
+			return nil, false, fmt.Errorf("pack reply: %w", packErr)
 		}
 		if kept >= 0 {
 			keep(ends[kept])
 			if buf, err = m.Pack(); err != nil {
-				return nil, fmt.Errorf("pack reply: %w", err)
+				return nil, false, fmt.Errorf("pack reply: %w", err)
 			}
-			return buf, nil
+			return buf, false, nil
 		}
 	}
 	t := &dns.Msg{MsgHdr: m.MsgHdr, Compress: true, Question: m.Question}
@@ -423,10 +461,10 @@ func (r *response) pack() ([]byte, error) {
 		t.Extra = []dns.RR{r.opt}
 	}
 	if buf, err = t.Pack(); err != nil {
-		return nil, fmt.Errorf("pack truncated reply: %w", err)
+		return nil, false, fmt.Errorf("pack truncated reply: %w", err)
 	}
 	if len(buf) > r.limit {
-		return nil, fmt.Errorf("truncated reply of %d bytes exceeds %d", len(buf), r.limit)
+		return nil, false, fmt.Errorf("truncated reply of %d bytes exceeds %d", len(buf), r.limit)
 	}
-	return buf, nil
+	return buf, false, nil
 }

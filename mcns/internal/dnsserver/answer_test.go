@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -18,7 +19,7 @@ var loopback = netip.MustParseAddr("127.0.0.1")
 // ask runs req through the same path as the servers and unpacks the reply.
 func ask(t *testing.T, s *Server, req *dns.Msg, src netip.Addr, udp bool) *dns.Msg {
 	t.Helper()
-	buf := s.reply(context.Background(), req, src, udp)
+	buf := exchange(t, s, req, src, udp)
 	if buf == nil {
 		t.Fatalf("no reply to %v", req.Question)
 	}
@@ -30,6 +31,46 @@ func ask(t *testing.T, s *Server, req *dns.Msg, src netip.Addr, udp bool) *dns.M
 		t.Fatalf("reply id %d response %v for query id %d", m.Id, m.Response, req.Id)
 	}
 	return m
+}
+
+// exchange runs req through the path its transport takes in the server
+// and returns the reply's bytes: over UDP the datagram path (packet, and
+// forwardPacket for a query it hands over, as the read loop's goroutine
+// would), over TCP reply. When the answer cache now holds the UDP reply,
+// the cached one must be the same bytes.
+func exchange(t *testing.T, s *Server, req *dns.Msg, src netip.Addr, udp bool) []byte {
+	t.Helper()
+	ctx := context.Background()
+	if !udp {
+		return s.reply(ctx, req, src, false)
+	}
+	raw, err := req.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, forward := s.packet(ctx, raw, src, nil)
+	if forward {
+		buf = s.forwardPacket(ctx, raw, src)
+	}
+	if hit, ok := cachedReply(s, raw, src); ok && !bytes.Equal(hit, buf) {
+		t.Fatalf("the cached reply to %v differs from the one built:\n%x\n%x", req.Question, hit, buf)
+	}
+	return buf
+}
+
+// cachedReply is the reply the answer cache holds for raw, patched for
+// it, if it holds one.
+func cachedReply(s *Server, raw []byte, src netip.Addr) ([]byte, bool) {
+	var kb [maxKeyLen]byte
+	q, plain := parseQuery(raw, kb[:0])
+	if !plain {
+		return nil, false
+	}
+	c := s.answers.lookup(q.key, q.limit())
+	if c == nil {
+		return nil, false
+	}
+	return q.patch(nil, c, raw, s.recursionAllowed(src)), true
 }
 
 func query(name string, qtype uint16) *dns.Msg {
@@ -128,35 +169,57 @@ func TestAuthoritativeAnswers(t *testing.T) {
 			[]string{"host.other.test. A 198.51.100.7"}, []string{}, []string{}},
 		{"missing name in the reverse zone", "9.2.0.192.in-addr.arpa.", dns.TypePTR, dns.RcodeNameError, true, []string{}, []string{"SOA"}, []string{}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			req := query(tc.qname, tc.qtype)
-			m := ask(t, s, req, loopback, false)
-			if m.Rcode != tc.rcode || m.Authoritative != tc.aa {
-				t.Fatalf("rcode %s aa %v, want %s aa %v", dns.RcodeToString[m.Rcode], m.Authoritative, dns.RcodeToString[tc.rcode], tc.aa)
-			}
-			if m.Question[0].Name != tc.qname {
-				t.Errorf("question %q, want the client's spelling %q", m.Question[0].Name, tc.qname)
-			}
-			got := short(m.Answer)
-			for i, a := range got {
-				if strings.Contains(a, " SOA ") {
-					// The serial changes with every record added.
-					f := strings.Fields(a)
-					got[i] = strings.Join(f[:4], " ") + " SERIAL"
+		// Over UDP twice: the second reply comes from the answer cache
+		// (exchange checks it is the same bytes).
+		for _, via := range []struct {
+			name string
+			udp  bool
+		}{{"tcp", false}, {"udp", true}, {"udp again", true}} {
+			t.Run(tc.name+" "+via.name, func(t *testing.T) {
+				req := query(tc.qname, tc.qtype)
+				m := ask(t, s, req, loopback, via.udp)
+				if m.Rcode != tc.rcode || m.Authoritative != tc.aa {
+					t.Fatalf("rcode %s aa %v, want %s aa %v", dns.RcodeToString[m.Rcode], m.Authoritative, dns.RcodeToString[tc.rcode], tc.aa)
 				}
-			}
-			want := slices.Clone(tc.answer)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("answer\n%q\nwant\n%q", got, want)
-			}
-			if ns := types(m.Ns); !slices.Equal(ns, tc.ns) {
-				t.Errorf("authority %v, want %v", ns, tc.ns)
-			}
-			if ex := types(m.Extra); !slices.Equal(ex, tc.extra) {
-				t.Errorf("additional %v, want %v", ex, tc.extra)
-			}
-		})
+				if m.Question[0].Name != tc.qname {
+					t.Errorf("question %q, want the client's spelling %q", m.Question[0].Name, tc.qname)
+				}
+				if via.udp {
+					// Over UDP, owners compressed to the question come
+					// back in the client's spelling.
+					for _, r := range m.Answer {
+						r.Header().Name = strings.ToLower(r.Header().Name)
+					}
+				}
+				checkAuthoritative(t, m, tc.answer, tc.ns, tc.extra)
+			})
+		}
+	}
+}
+
+// checkAuthoritative compares m's sections with an expected answer (as
+// short renders it; an SOA's serial as SERIAL) and the types of the
+// authority and additional sections.
+func checkAuthoritative(t *testing.T, m *dns.Msg, answer, ns, extra []string) {
+	t.Helper()
+	got := short(m.Answer)
+	for i, a := range got {
+		if strings.Contains(a, " SOA ") {
+			// The serial changes with every record added.
+			f := strings.Fields(a)
+			got[i] = strings.Join(f[:4], " ") + " SERIAL"
+		}
+	}
+	want := slices.Clone(answer)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("answer\n%q\nwant\n%q", got, want)
+	}
+	if got := types(m.Ns); !slices.Equal(got, ns) {
+		t.Errorf("authority %v, want %v", got, ns)
+	}
+	if got := types(m.Extra); !slices.Equal(got, extra) {
+		t.Errorf("additional %v, want %v", got, extra)
 	}
 }
 
@@ -300,7 +363,7 @@ func TestProtocolErrors(t *testing.T) {
 
 	resp := query("www.example.test.", dns.TypeA)
 	resp.Response = true
-	if buf := s.reply(context.Background(), resp, loopback, true); buf != nil {
+	if buf := exchange(t, s, resp, loopback, true); buf != nil {
 		t.Errorf("answered a response: %d bytes", len(buf))
 	}
 
@@ -380,7 +443,7 @@ func TestTruncation(t *testing.T) {
 			if tc.bufsize > 0 {
 				req.SetEdns0(tc.bufsize, false)
 			}
-			buf := s.reply(context.Background(), req, loopback, tc.udp)
+			buf := exchange(t, s, req, loopback, tc.udp)
 			if len(buf) > tc.limit {
 				t.Fatalf("reply of %d bytes over the limit %d", len(buf), tc.limit)
 			}

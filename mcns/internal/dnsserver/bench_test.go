@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -37,4 +38,56 @@ func BenchmarkReply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPacket measures one datagram through the UDP read loop's path
+// (packet): for plain queries after the first, parse, answer cache lookup
+// and patch. "miss" asks a new name each time (NXDOMAIN, never cached),
+// the cost of a random-name flood.
+func BenchmarkPacket(b *testing.B) {
+	st := openStore(b)
+	seed(b, st)
+	s := newServer(b, st, Config{})
+	for _, bc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+		edns  bool
+	}{
+		{"A", "www.example.test.", dns.TypeA, false},
+		{"A 0x20 EDNS", "wWw.ExAmPlE.tEsT.", dns.TypeA, true},
+		{"CNAME", "alias.example.test.", dns.TypeA, false},
+		{"NXDOMAIN", "nothere.example.test.", dns.TypeA, false},
+		{"MX with addresses", "example.test.", dns.TypeMX, true},
+		{"TC", "big.example.test.", dns.TypeTXT, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := query(bc.qname, bc.qtype)
+			if bc.edns {
+				req.SetEdns0(1232, false)
+			}
+			raw := datagram(b, req)
+			out := make([]byte, maxUDPSize)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if reply, _ := s.packet(ctx, raw, loopback, out[:0]); reply == nil {
+					b.Fatal("no reply")
+				}
+			}
+		})
+	}
+	b.Run("miss", func(b *testing.B) {
+		out := make([]byte, maxUDPSize)
+		ctx := context.Background()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			raw := datagram(b, query(fmt.Sprintf("n%d.example.test.", i), dns.TypeA))
+			if reply, _ := s.packet(ctx, raw, loopback, out[:0]); reply == nil {
+				b.Fatal("no reply")
+			}
+		}
+	})
 }

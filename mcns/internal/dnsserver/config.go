@@ -23,7 +23,13 @@ type Config struct {
 	RecursionNetworks []string `toml:"recursion_networks"`
 	// CacheSize is the number of forwarded answers cached (default 10000).
 	CacheSize int `toml:"cache_size"`
+	// AnswerCacheBytes bounds the cache of packed answers from the zones
+	// (default 8 MiB; -1 turns it off).
+	AnswerCacheBytes int `toml:"answer_cache_bytes"`
 }
+
+// defaultAnswerCacheBytes holds tens of thousands of typical answers.
+const defaultAnswerCacheBytes = 8 << 20
 
 // Networks parses RecursionNetworks (default 127.0.0.0/8 and ::1/128).
 func (c Config) Networks() ([]netip.Prefix, error) {
@@ -54,6 +60,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheSize < 0 {
 		return fmt.Errorf("dns.cache_size must not be negative")
+	}
+	switch {
+	case c.AnswerCacheBytes == 0:
+		c.AnswerCacheBytes = defaultAnswerCacheBytes
+	case c.AnswerCacheBytes < -1:
+		return fmt.Errorf("dns.answer_cache_bytes must be a byte count, or -1 for no cache")
 	}
 	for _, u := range c.Upstreams {
 		if _, err := netip.ParseAddrPort(u); err != nil {

@@ -12,63 +12,29 @@ import (
 	"github.com/miekg/dns"
 )
 
-// serveRaw does with one UDP datagram what the UDP server does: miekg/dns
-// reads the header, asks accept, unpacks and, on a rejected or unreadable
-// message, answers FORMERR or NOTIMP itself (the code below mirrors its
-// serveDNS; accept rejects nothing, so only a message that does not
-// unpack gets there); every other message goes to Server.reply. It returns the bytes
-// sent (nil: nothing) and the size they must fit in.
+// serveRaw does with one UDP datagram what the UDP read loop does
+// (packet, and forwardPacket for a query handed over) and returns the bytes
+// sent (nil: nothing) and the size they must fit in: the client's EDNS
+// size when the query unpacks, else 512.
 func serveRaw(s *Server, raw []byte, src netip.Addr) ([]byte, int) {
 	buf, limit, _ := serveRawQuery(s, raw, src)
 	return buf, limit
 }
 
-// serveRawQuery is serveRaw that also returns the unpacked query when
-// Server.reply answered it (nil when miekg/dns did, or nobody).
+// serveRawQuery is serveRaw that also returns the unpacked query, or nil
+// when it does not unpack (the reply is then a FORMERR built like
+// miekg/dns's server's).
 func serveRawQuery(s *Server, raw []byte, src netip.Addr) ([]byte, int, *dns.Msg) {
-	if len(raw) < 12 {
-		return nil, 0, nil // the header does not unpack: the server stays silent
-	}
-	dh := dns.Header{
-		Id:      binary.BigEndian.Uint16(raw[0:]),
-		Bits:    binary.BigEndian.Uint16(raw[2:]),
-		Qdcount: binary.BigEndian.Uint16(raw[4:]),
-		Ancount: binary.BigEndian.Uint16(raw[6:]),
-		Nscount: binary.BigEndian.Uint16(raw[8:]),
-		Arcount: binary.BigEndian.Uint16(raw[10:]),
-	}
-	action := accept(dh)
-	if action == dns.MsgIgnore {
-		return nil, 0, nil
+	ctx := context.Background()
+	buf, forward := s.packet(ctx, raw, src, nil)
+	if forward {
+		buf = s.forwardPacket(ctx, raw, src)
 	}
 	req := new(dns.Msg)
-	req.Id = dh.Id
-	req.Opcode = int(dh.Bits>>11) & 0xF
-	req.RecursionDesired = dh.Bits&(1<<8) != 0
-	req.CheckingDisabled = dh.Bits&(1<<4) != 0
-	if action == dns.MsgAccept {
-		full := new(dns.Msg)
-		if err := full.Unpack(raw); err == nil {
-			return s.reply(context.Background(), full, src, true), advertised(full), full
-		}
-		// As in the server: the partly unpacked message is answered.
-		req, action = full, dns.MsgReject
+	if err := req.Unpack(raw); err != nil {
+		return buf, dns.MinMsgSize, nil
 	}
-	// miekg/dns's rejection: the header (and whatever question unpacked)
-	// with FORMERR or NOTIMP, no records.
-	opcode := req.Opcode
-	req.SetRcodeFormatError(req)
-	req.Zero = false
-	if action == dns.MsgRejectNotImplemented {
-		req.Opcode = opcode
-		req.Rcode = dns.RcodeNotImplemented
-	}
-	req.Ns, req.Answer, req.Extra = nil, nil, nil
-	buf, err := req.Pack()
-	if err != nil {
-		return nil, 0, nil
-	}
-	return buf, dns.MinMsgSize, nil
+	return buf, advertised(req), req
 }
 
 // advertised is the UDP size a reply to req may take: the EDNS size the
@@ -134,6 +100,12 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 	carrying := withEDNS(query("www.example.test.", dns.TypeA), 1232)
 	carrying.Answer = []dns.RR{a, a}
 	updatePacked := packed(tb, update)
+	// Plain queries as resolvers send them (0x20 case, a cookie and
+	// padding), and names the plain-query parser leaves to Unpack.
+	plain := withEDNS(query("WwW.eXaMpLe.TeSt.", dns.TypeAAAA), 1232)
+	plain.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"},
+		&dns.EDNS0_PADDING{Padding: make([]byte, 16)}}
+	escaped := query(`a\.b\032c.example.test.`, dns.TypeA)
 
 	return [][]byte{
 		normal,
@@ -170,6 +142,8 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		packed(tb, twoQuestions),
 		packed(tb, carrying),
 		packed(tb, query("www.example.test.", 0)),
+		packed(tb, plain),
+		packed(tb, escaped),
 		updatePacked[:len(updatePacked)-20], // an update cut inside its records
 		normal[:len(normal)-3],              // truncated
 		normal[:12],                         // header only, claiming a question

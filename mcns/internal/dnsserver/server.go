@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,8 @@ type Server struct {
 	logger *slog.Logger
 	nets   []netip.Prefix
 	fwd    *forwarder
+	// answers caches packed replies from the zones (answercache.go).
+	answers *answerCache
 
 	zones atomic.Pointer[zoneSet]
 	// reload serializes zone reloads, so the last one to swap in a zone
@@ -36,8 +39,9 @@ type Server struct {
 }
 
 // New loads every zone from st into memory and registers st.OnChange so each
-// committed change is served immediately (reload that zone, purge the forward
-// cache for the changed zone's names). cfg must have been validated.
+// committed change is served immediately (reload that zone, empty the
+// answer cache, purge the forward cache for the changed zone's names). cfg
+// must have been validated.
 func New(st *store.Store, cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -46,7 +50,8 @@ func New(st *store.Store, cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dns server: %w", err)
 	}
-	s := &Server{st: st, cfg: cfg, logger: logger, nets: nets, fwd: newForwarder(cfg, logger)}
+	s := &Server{st: st, cfg: cfg, logger: logger, nets: nets, fwd: newForwarder(cfg, logger),
+		answers: newAnswerCache(cfg.AnswerCacheBytes)}
 	s.zones.Store(&zoneSet{byName: map[string]*zone{}})
 
 	// Register before loading, with the reload lock held: a change
@@ -73,10 +78,12 @@ func New(st *store.Store, cfg Config, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// zoneChanged is the store's change listener: it swaps in a fresh build of
-// the zone (or drops it, if deleted) and forgets forwarded answers for its
-// names, which the zone now answers or, after a delete, must be asked
-// upstream afresh.
+// zoneChanged is the store's change listener, which the store runs after
+// every committed write to a zone or its records: it swaps in a fresh
+// build of the zone (or drops it, if deleted), then empties the answer
+// cache (an answer may draw on several zones: CNAMEs across zones, DS from
+// the parent) and forgets forwarded answers for the zone's names, which
+// the zone now answers or, after a delete, must be asked upstream afresh.
 func (s *Server) zoneChanged(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
 	defer cancel()
@@ -86,6 +93,7 @@ func (s *Server) zoneChanged(name string) {
 		// The old build keeps being served; the next change retries.
 		s.logger.Error("dns: zone reload failed; serving its previous contents", "zone", name, "err", err)
 	}
+	s.answers.invalidate()
 	s.fwd.cache.purge(name)
 }
 
@@ -109,85 +117,151 @@ func (s *Server) loadZone(ctx context.Context, name string) error {
 	return nil
 }
 
-// handler adapts the Server to miekg/dns for one Serve call.
+// handler adapts the Server to miekg/dns's TCP server for one Serve call.
 type handler struct {
 	s   *Server
 	ctx context.Context
 }
 
-// ServeDNS answers one query; reply does the work so that the fuzz target
-// runs the same code.
+// ServeDNS answers one query received over TCP; reply does the work.
 func (h handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	var src netip.Addr
-	udp := false
-	switch a := w.RemoteAddr().(type) {
-	case *net.UDPAddr:
-		src, udp = a.AddrPort().Addr(), true
-	case *net.TCPAddr:
+	if a, ok := w.RemoteAddr().(*net.TCPAddr); ok {
 		src = a.AddrPort().Addr()
 	}
-	if buf := h.s.reply(h.ctx, req, src, udp); buf != nil {
+	if buf := h.s.reply(h.ctx, req, src, false); buf != nil {
 		_, _ = w.Write(buf)
 	}
 }
 
 // Serve answers on the given sockets until ctx ends, then shuts both down
-// and returns nil; it returns early with an error if either server fails.
+// (closing udp) and returns nil; it returns early with an error if either
+// fails. UDP is served by MCNS's own read loops, one per core
+// (GOMAXPROCS); TCP by miekg/dns's server. If udp has SO_REUSEPORT set (as
+// Listen binds it on a machine with several cores), each loop reads a
+// socket of its own bound to the same address, and the kernel spreads the
+// clients over them; otherwise the loops share udp.
 func (s *Server) Serve(ctx context.Context, udp net.PacketConn, tcp net.Listener) error {
 	if udp == nil || tcp == nil {
 		return errors.New("dns serve: both a UDP socket and a TCP listener are needed")
 	}
-	h := handler{s: s, ctx: ctx}
-	type run struct {
-		srv     *dns.Server
-		started chan struct{}
-		done    chan struct{}
-		err     error
+	uc, ok := udp.(*net.UDPConn)
+	if !ok {
+		return fmt.Errorf("dns serve: the UDP socket is a %T, not a *net.UDPConn", udp)
 	}
-	runs := []*run{
-		{srv: &dns.Server{PacketConn: udp, Handler: h, MsgAcceptFunc: accept, UDPSize: readBufferSize}},
-		{srv: &dns.Server{Listener: tcp, Handler: h, MsgAcceptFunc: accept}},
+	pktinfo, err := socketOptions(uc)
+	if err != nil {
+		return err
 	}
-	for _, r := range runs {
-		r.started, r.done = make(chan struct{}), make(chan struct{})
-		r.srv.NotifyStartedFunc = func() { close(r.started) }
-		go func() {
-			defer close(r.done)
-			r.err = r.srv.ActivateAndServe()
-		}()
-	}
+	srv := &dns.Server{Listener: tcp, Handler: handler{s: s, ctx: ctx}, MsgAcceptFunc: accept}
+	started, tcpDone := make(chan struct{}), make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	var tcpErr error
+	go func() {
+		defer close(tcpDone)
+		tcpErr = srv.ActivateAndServe()
+	}()
 	// Shutdown fails on a server that has not started yet, so wait until
-	// each one has either started or given up.
-	for _, r := range runs {
-		select {
-		case <-r.started:
-		case <-r.done:
-		}
+	// it has either started or given up.
+	select {
+	case <-started:
+	case <-tcpDone:
 	}
+	udpCtx, stopUDP := context.WithCancel(ctx)
+	defer stopUDP()
+	udpDone := make(chan struct{})
+	var udpErr error
+	go func() {
+		defer close(udpDone)
+		udpErr = s.serveUDP(udpCtx, uc, pktinfo)
+	}()
 	s.logger.Info("dns: serving", "udp", udp.LocalAddr().String(), "tcp", tcp.Addr().String(),
-		"zones", len(s.zones.Load().byName), "upstreams", len(s.fwd.upstreams))
+		"zones", len(s.zones.Load().byName), "upstreams", len(s.fwd.upstreams), "udp_loops", runtime.GOMAXPROCS(0))
 	select {
 	case <-ctx.Done():
-	case <-runs[0].done:
-	case <-runs[1].done:
+	case <-udpDone:
+	case <-tcpDone:
 	}
-	for _, r := range runs {
-		select {
-		case <-r.done:
-		default:
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := r.srv.ShutdownContext(sctx); err != nil {
-				s.logger.Warn("dns: shutdown", "err", err)
-			}
-			cancel()
+	stopUDP()
+	select {
+	case <-tcpDone:
+	default:
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := srv.ShutdownContext(sctx); err != nil {
+			s.logger.Warn("dns: shutdown", "err", err)
 		}
+		cancel()
 	}
+	<-udpDone
+	<-tcpDone
 	var errs []error
-	for i, r := range runs {
-		<-r.done
-		if r.err != nil {
-			errs = append(errs, fmt.Errorf("dns serve %s: %w", [...]string{"udp", "tcp"}[i], r.err))
-		}
+	if udpErr != nil {
+		errs = append(errs, fmt.Errorf("dns serve udp: %w", udpErr))
+	}
+	if tcpErr != nil {
+		errs = append(errs, fmt.Errorf("dns serve tcp: %w", tcpErr))
+	}
+	return errors.Join(errs...)
+}
+
+// maxForwards bounds the queries the UDP read loops have handed over
+// because they wait for an upstream; while that many wait, further ones
+// are dropped, and their clients ask again.
+const maxForwards = 1024
+
+// forwards runs the queries handed over by the read loops, each in its
+// own goroutine.
+type forwards struct {
+	slots chan struct{}
+	wg    sync.WaitGroup
+}
+
+// start runs fn in a goroutine unless maxForwards already run.
+func (f *forwards) start(fn func()) {
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		return
+	}
+	f.wg.Go(func() {
+		defer func() { <-f.slots }()
+		fn()
+	})
+}
+
+// serveUDP runs GOMAXPROCS read loops until ctx ends or one fails, then
+// waits for the loops and the forwarded queries, and closes the sockets:
+// conn and, if it allows them, the siblings opened beside it, one loop per
+// socket; else every loop reads conn.
+func (s *Server) serveUDP(ctx context.Context, conn *net.UDPConn, pktinfo bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := runtime.GOMAXPROCS(0)
+	conns := []*net.UDPConn{conn}
+	sibs, err := siblings(ctx, conn, n-1)
+	if err != nil {
+		s.logger.Warn("dns: every UDP read loop shares one socket", "err", err)
+	}
+	conns = append(conns, sibs...)
+	for _, c := range conns {
+		// An expired read deadline ends the loops' wait for datagrams.
+		stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	fw := &forwards{slots: make(chan struct{}, maxForwards)}
+	errs := make([]error, n)
+	var loops sync.WaitGroup
+	for i := range n {
+		loops.Go(func() {
+			if errs[i] = s.readLoop(ctx, conns[i%len(conns)], pktinfo, fw); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	loops.Wait()
+	fw.wg.Wait()
+	for _, c := range conns {
+		_ = c.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -205,10 +279,12 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 // Listen binds UDP and TCP on the configured address. With port 0 the
 // kernel picks the UDP port and TCP takes the same one, as a client that
-// retries a truncated answer over TCP expects.
+// retries a truncated answer over TCP expects. On a machine with several
+// cores (GOMAXPROCS > 1) the UDP socket allows SO_REUSEPORT siblings, which
+// Serve opens, one per core.
 func (s *Server) Listen(ctx context.Context) (net.PacketConn, net.Listener, error) {
 	var lc net.ListenConfig
-	udp, err := lc.ListenPacket(ctx, "udp", s.cfg.ListenAddr)
+	udp, err := udpListenConfig(runtime.GOMAXPROCS(0) > 1).ListenPacket(ctx, "udp", s.cfg.ListenAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dns listen udp %s: %w", s.cfg.ListenAddr, err)
 	}

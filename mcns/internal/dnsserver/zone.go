@@ -229,6 +229,7 @@ type result struct {
 	rrs    []dns.RR // the answer, the CNAME, or the delegation's NS set
 	cut    string   // the delegation point, for kindDelegation
 	target string   // the CNAME target, canonical
+	synth  bool     // rrs were synthesized from a wildcard
 }
 
 // lookup answers qtype at name, a canonical name inside the zone.
@@ -297,13 +298,13 @@ func (n *node) answer(name string, qtype uint16, synth bool) result {
 		return synthesize(rrs, name)
 	}
 	if qtype == dns.TypeANY {
-		return result{kind: kindAnswer, rrs: pick(n.all)}
+		return result{kind: kindAnswer, rrs: pick(n.all), synth: synth}
 	}
 	if rrs := n.byType[qtype]; len(rrs) > 0 {
-		return result{kind: kindAnswer, rrs: pick(rrs)}
+		return result{kind: kindAnswer, rrs: pick(rrs), synth: synth}
 	}
 	if rrs := n.byType[dns.TypeCNAME]; len(rrs) > 0 {
-		res := result{kind: kindCNAME, rrs: pick(rrs[:1])}
+		res := result{kind: kindCNAME, rrs: pick(rrs[:1]), synth: synth}
 		if c, ok := rrs[0].(*dns.CNAME); ok {
 			res.target = dns.CanonicalName(c.Target)
 		}

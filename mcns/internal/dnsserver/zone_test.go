@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -58,7 +59,9 @@ func TestDSFromTheParent(t *testing.T) {
 				if types(m.Ns)[0] != "NS" || m.Ns[0].Header().Name != "sub.knot.test." {
 					t.Errorf("authority %v, want the referral to sub.knot.test.", m.Ns)
 				}
-			} else if got := soaOwner(m); got != tc.ns || len(m.Ns) != 1 {
+			} else if got := soaOwner(m); !strings.EqualFold(got, tc.ns) || len(m.Ns) != 1 {
+				// EqualFold: over UDP, names that compress to the question
+				// come back in the client's spelling.
 				t.Errorf("authority %v, want the SOA of %s", m.Ns, tc.ns)
 			}
 		})
@@ -127,7 +130,7 @@ func TestAdditionalAddresses(t *testing.T) {
 // reply and its unpacked form.
 func packedReply(t *testing.T, s *Server, req *dns.Msg, udp bool) ([]byte, *dns.Msg) {
 	t.Helper()
-	buf := s.reply(context.Background(), req, loopback, udp)
+	buf := exchange(t, s, req, loopback, udp)
 	m := new(dns.Msg)
 	if err := m.Unpack(buf); err != nil {
 		t.Fatal(err)

@@ -38,8 +38,13 @@ func TestConfigDefaults(t *testing.T) {
 	if !slices.Equal(cfg.MCNS.AgentAccounts, []string{"mcp-agent"}) {
 		t.Errorf("agent_accounts default = %v", cfg.MCNS.AgentAccounts)
 	}
-	if cfg.DNS.ListenAddr != ":53" || cfg.DNS.UpstreamTimeout.Duration != 2*time.Second {
+	if cfg.DNS.ListenAddr != ":53" || cfg.DNS.UpstreamTimeout.Duration != 2*time.Second || cfg.DNS.AnswerCacheBytes != 8<<20 {
 		t.Errorf("[dns] defaults not applied: %+v", cfg.DNS)
+	}
+	if cfg, err = loadTOML(t, minimalTOML+"[dns]\nanswer_cache_bytes = -1\n"); err != nil {
+		t.Errorf("answer_cache_bytes = -1 (no cache): %v", err)
+	} else if cfg.DNS.AnswerCacheBytes != -1 {
+		t.Errorf("answer_cache_bytes = -1 (no cache) gave %d", cfg.DNS.AnswerCacheBytes)
 	}
 	cfg, err = loadTOML(t, minimalTOML+"[mcns]\nagent_accounts = []\n")
 	if err != nil || cfg.MCNS.AgentAccounts == nil || len(cfg.MCNS.AgentAccounts) != 0 {
@@ -70,6 +75,7 @@ func TestConfigErrors(t *testing.T) {
 		{"[[zones]]\nname = \"a.test\"\n[[zones]]\nname = \"A.test.\"\n", "zone a.test. is listed twice"},
 		{"[[zones]]\nname = \"a.test\"\ncolor = \"red\"\n", `unknown key "zones.color"`},
 		{"[dns]\nupstreams = [\"resolver.example\"]\n", "dns.upstreams"},
+		{"[dns]\nanswer_cache_bytes = -2\n", "dns.answer_cache_bytes"},
 		{"[mcns]\nagent_accounts = [\"\"]\n", "mcns.agent_accounts[0] is empty"},
 	} {
 		_, err := loadTOML(t, minimalTOML+c.extra)

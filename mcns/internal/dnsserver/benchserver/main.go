@@ -4,7 +4,9 @@
 // records, writes the same zone as a zone file (for knot), as unbound
 // local-data (for unbound) and a dnsperf query file, then serves the zone
 // with the MCNS DNS server (dnsserver.New(...).Serve, no forwarding) until
-// it is interrupted.
+// it is interrupted. With -cpuprofile and -allocprofile it profiles the
+// serving: the CPU from the first query on, and every allocation made
+// while serving (none before: filling the store is not what is measured).
 package main
 
 import (
@@ -16,6 +18,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -32,17 +36,26 @@ func main() {
 	dir := flag.String("dir", "", "directory for the store and the files written for the peers (required)")
 	listen := flag.String("listen", "127.0.0.1:5300", "UDP and TCP address to serve on")
 	hosts := flag.Int("hosts", 400, "host names; each gets A, AAAA and a TXT or CNAME, about 2.5 records per host")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving to this file on exit")
+	allocProfile := flag.String("allocprofile", "", "write a profile of every allocation made while serving to this file on exit")
 	flag.Parse()
+	if *allocProfile != "" {
+		// Sampling starts when serving does (run sets the rate).
+		runtime.MemProfileRate = 0
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *dir, *listen, *hosts)
+	err := run(ctx, *dir, *listen, *hosts, *cpuProfile, *allocProfile != "")
 	stop()
+	if err == nil && *allocProfile != "" {
+		err = writeAllocProfile(*allocProfile)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "benchserver: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, dir, listen string, hosts int) error {
+func run(ctx context.Context, dir, listen string, hosts int, cpuProfile string, allocs bool) error {
 	if dir == "" || hosts < 1 {
 		return errors.New("-dir is required and -hosts must be positive")
 	}
@@ -66,8 +79,40 @@ func run(ctx context.Context, dir, listen string, hosts int) error {
 	if err != nil {
 		return err
 	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile) //nolint:gosec // the path the benchmark script names
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if allocs {
+		// Every allocation: the answers from the cache make none, so the
+		// few the cache misses make are the whole story.
+		runtime.MemProfileRate = 1
+	}
 	fmt.Printf("benchserver: serving %s with %d records on %s\n", zoneName, n, listen)
 	return srv.ListenAndServe(ctx)
+}
+
+// writeAllocProfile writes the heap profile, whose alloc_space and
+// alloc_objects samples count the allocations sampled (see main).
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path) //nolint:gosec // the path the benchmark script names
+	if err != nil {
+		return err
+	}
+	// The profile holds what the last completed GC cycle published.
+	runtime.GC()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write allocation profile: %w", err)
+	}
+	return f.Close()
 }
 
 // fill creates the zone: NS and MX at the apex, and per host an A and an
