@@ -15,7 +15,7 @@
 #          same zone, with dnsperf, pinned to one core and on two, with RSS
 #          and MCNS CPU/allocation profiles (bench/mcns/run.sh;
 #          BENCH_DURATION, at most 15s; BENCH_ROUNDS, default 3)
-#   mcproxy  mc-proxy L7 and L4 against haproxy and caddy with the same
+#   mcproxy  mc-proxy L7 and L4 against haproxy, nginx and caddy (every backend protocol, RSS, profiles; about 10 minutes) with the same
 #          certificate and backend, with wrk, h2load and a TLS handshake
 #          loop (bench/mcproxy/run.sh; BENCH_DURATION, at most 10s)
 #   mcr    the mcr binary with a real MCIAS against distribution v3.1.2,
