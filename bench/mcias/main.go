@@ -95,6 +95,7 @@ import (
 	"golang.org/x/crypto/argon2"
 	_ "modernc.org/sqlite" // reads the password hash MCIAS actually wrote
 
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 	"git.metacircular.net/metacircular/internal/seedpki"
 	"git.metacircular.net/metacircular/mcdsl/auth"
 	"git.metacircular.net/metacircular/mcdsl/config"
@@ -177,7 +178,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	loadBefore := loadAvg()
+	loadBefore := benchkit.LoadAvg()
 
 	srv, stopServer, err := startServer(ctx, o, dir, argon2TOML)
 	if err != nil {
@@ -329,7 +330,7 @@ func run(ctx context.Context, o options) error {
 
 	stamp := time.Now().UTC()
 	r := report{
-		o: o, stamp: stamp, params: params, loadBefore: loadBefore, loadAfter: loadAvg(),
+		o: o, stamp: stamp, params: params, loadBefore: loadBefore, loadAfter: benchkit.LoadAvg(),
 		rows: []row{
 			{validate, o.clients, summarize(samples[validate.name])},
 			{empty, o.clients, summarize(samples[empty.name])},

@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 )
 
 // row is one HTTP figure of the report.
@@ -44,11 +44,11 @@ func (r report) find(name string) summary {
 func (r report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# bench/mcias: token validations against an empty handler on the same server stack; logins against raw Argon2id; mcdsl/auth's cache; server memory\n")
-	fmt.Fprintf(&b, "# command: %s\n", command())
-	fmt.Fprintf(&b, "# commit: %s\n", commit())
+	fmt.Fprintf(&b, "# command: %s\n", benchkit.Command("./bench/mcias"))
+	fmt.Fprintf(&b, "# commit: %s\n", benchkit.Commit("mcias", "mcdsl", "bench/mcias"))
 	fmt.Fprintf(&b, "# date: %s\n", r.stamp.Format(time.RFC3339))
 	fmt.Fprintf(&b, "# machine: %d CPUs (%s), linux/%s, %s; load average before / after: %s / %s (other work on the machine skews the numbers)\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOARCH, runtime.Version(), r.loadBefore, r.loadAfter)
+		runtime.NumCPU(), benchkit.CPUModel(), runtime.GOARCH, runtime.Version(), r.loadBefore, r.loadAfter)
 	fmt.Fprintf(&b, "# setup: the mcias binary on loopback (log level warn) and this load generator share the machine (no pinning); HTTPS (TLS 1.3, HTTP/2), one keep-alive connection per client\n")
 	fmt.Fprintf(&b, "# argon2id: %s (%s)\n", r.params, argon2Source(r.o.argon2))
 	fmt.Fprintf(&b, "# duration per measurement: %s; token_validate and empty_jwks %d times each, alternating, login and raw Argon2id %d times each, alternating; figure = median rate\n", r.o.duration, r.o.reps, r.o.loginReps)
@@ -128,51 +128,4 @@ func argon2Source(flagValue string) string {
 		return "MCIAS defaults: no [argon2] section"
 	}
 	return "-argon2 " + flagValue
-}
-
-// command is how this program was invoked; under go run, os.Args[0] is a
-// temporary build, so the go run form is reported instead.
-func command() string {
-	args := strings.Join(os.Args[1:], " ")
-	if strings.Contains(os.Args[0], "go-build") {
-		return strings.TrimSpace("go run ./bench/mcias " + args)
-	}
-	return strings.TrimSpace(os.Args[0] + " " + args)
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if err := exec.Command("git", "diff", "--quiet", "HEAD", "--", "mcias", "mcdsl", "bench/mcias").Run(); err != nil {
-		c += " (with uncommitted changes in mcias/, mcdsl/ or bench/mcias/)"
-	}
-	return c
-}
-
-func cpuModel() string {
-	data, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "model unknown"
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "model unknown"
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
