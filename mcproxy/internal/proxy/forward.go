@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -118,6 +120,10 @@ func (ex *exchange) forward() {
 	if ex.body != nil && r.ContentLength != 0 {
 		out.Body = ex.body
 	}
+	if p := ex.pooled(out, upType); p != nil {
+		ex.forwardPooled(out, p)
+		return
+	}
 	tr, err := ex.f.s.backend.transportFor(r.Context(), ex.route, upType != "")
 	var res *http.Response
 	if err == nil {
@@ -138,6 +144,71 @@ func (ex *exchange) forward() {
 	removeHopHeaders(res.Header)
 	edgeHeaders(res)
 	ex.relay(res)
+}
+
+// pooled is the backend pool (h1client.go) a request goes through instead
+// of an http.Transport, or nil: requests without a body and without an
+// upgrade, in a method of the fast path's, to a route of this front that
+// speaks HTTP/1.1 to its backend and sends no PROXY header (those have
+// backend connections of their own per client connection).
+func (ex *exchange) pooled(out *http.Request, upType string) *backendPool {
+	f := ex.f
+	if f.pool == nil || f.s.noFast || ex.route != f.route || ex.route.SendProxyProtocol || upType != "" || out.Body != nil ||
+		!slices.Contains(fastMethods[:], out.Method) || !safeHost(out.Host) {
+		return nil
+	}
+	return f.pool
+}
+
+// forwardPooled does what forward does with an http.Transport over a
+// connection of p: the handler's goroutine writes the request and reads
+// the answer itself.
+func (ex *exchange) forwardPooled(out *http.Request, p *backendPool) {
+	h := out.Header
+	if ua := h["User-Agent"]; len(ua) == 1 && ua[0] == "" {
+		delete(h, "User-Agent") // as http.Transport leaves it out
+	}
+	uri := out.URL.RequestURI()
+	// http.Transport says a POST, PUT or PATCH without a body has none.
+	emptyBody := out.Method == http.MethodPost || out.Method == http.MethodPut || out.Method == http.MethodPatch
+	res, b, err := backendRoundTrip(p.acquire, backendRequest{
+		write: func(w *bufio.Writer) {
+			_, _ = w.WriteString(out.Method)
+			_ = w.WriteByte(' ')
+			_, _ = w.WriteString(uri)
+			_, _ = w.WriteString(" HTTP/1.1\r\nHost: ")
+			_, _ = w.WriteString(out.Host)
+			_, _ = w.WriteString("\r\n")
+			if emptyBody {
+				_, _ = w.WriteString("Content-Length: 0\r\n")
+			}
+			writeFields(w, h)
+			_, _ = w.WriteString("\r\n")
+		},
+		head:  out.Method == http.MethodHead,
+		on1xx: func(res *http.Response) error { return ex.got1xx(res.StatusCode, textproto.MIMEHeader(res.Header)) },
+	})
+	ex.mu.Lock()
+	ex.roundTripDone = true
+	ex.mu.Unlock()
+	if err != nil {
+		ex.fail(err)
+		return
+	}
+	relayed := false
+	defer func() {
+		// relay panics (ErrAbortHandler) when the answer cannot be
+		// completed; the connection then goes.
+		if relayed && !res.Close && b.br.Buffered() == 0 {
+			p.put(b)
+		} else {
+			b.close()
+		}
+	}()
+	removeHopHeaders(res.Header)
+	edgeHeaders(res)
+	ex.relay(res)
+	relayed = true
 }
 
 // setURL points the outgoing request at the backend (the path and query

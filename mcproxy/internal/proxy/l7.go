@@ -49,6 +49,14 @@ type l7Front struct {
 	// conns are the client connections' own backend transports, for a
 	// route with send_proxy_protocol (net.Conn -> *clientConn).
 	conns sync.Map
+
+	// pool holds the backend connections of the HTTP/1.1 fast path (nil
+	// when the route's clients do not take it; see fast.go); fast are the
+	// connections on it, stopping is set once the front shuts down.
+	pool     *backendPool
+	stopping atomic.Bool
+	fastMu   sync.Mutex
+	fast     map[*fastConn]struct{}
 }
 
 // h1ConnKey keys the *h1Conn of an HTTP/1 connection in its context.
@@ -61,12 +69,21 @@ type h1ConnKey struct{}
 type h1Conn struct {
 	*tls.Conn
 	scan *h1scan.Scanner
+	// prefix is what the fast path had read and not served when it
+	// handed the connection over; it is read first.
+	prefix []byte
 	// served counts the requests handed to the handler (the scanner's
 	// request numbers).
 	served atomic.Int64
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		_, _ = c.scan.Write(p[:n]) // never fails
+		return n, nil
+	}
 	n, err := c.Conn.Read(p)
 	_, _ = c.scan.Write(p[:n]) // never fails
 	return n, err
@@ -98,27 +115,19 @@ func (s *Server) hand(ls *listenerState, c *trackedConn, rt route.Route, hello [
 		c.Close() //nolint:errcheck,gosec // broken connection
 		return
 	}
-	var conn net.Conn = tc
-	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		// Many streams share the connection: gather their frames into
-		// fewer writes (see coalescer).
-		rc.out = newCoalescer(c)
-	} else {
-		conn = &h1Conn{Conn: tc, scan: h1scan.New(maxScannedHeader)}
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		s.serveH1(ls, c, tc, rt)
+		return
 	}
-	// A front being retired refuses connections; the next lookup finds
-	// the route's current front.
-	for range 3 {
-		f := s.frontFor(ls, rt.Hostname, c)
-		if f == nil {
-			break // the route is gone, or the listener is draining
-		}
-		if f.ln.push(conn) == nil {
-			return
-		}
-	}
-	c.Close() //nolint:errcheck,gosec // nothing serves this name any more
+	// Many streams share the connection: gather their frames into fewer
+	// writes (see coalescer).
+	rc.out = newCoalescer(c)
+	s.push(ls, c, tc, rt.Hostname, nil)
 }
+
+// newScanner is the h1scan.Scanner of an HTTP/1 connection net/http
+// serves.
+func newScanner() *h1scan.Scanner { return h1scan.New(maxScannedHeader) }
 
 // frontFor returns the front of the current version of the L7 route for
 // host on ls, starting one if there is none, and records it as c's
@@ -150,7 +159,13 @@ func (s *Server) frontFor(ls *listenerState, host string, c *trackedConn) *l7Fro
 }
 
 func (s *Server) newFront(ls *listenerState, rt route.Route, rm *routeMetrics) *l7Front {
-	f := &l7Front{s: s, ls: ls, route: rt, metrics: rm, ln: newChanListener(), done: make(chan struct{})}
+	f := &l7Front{s: s, ls: ls, route: rt, metrics: rm, ln: newChanListener(), done: make(chan struct{}), fast: map[*fastConn]struct{}{}}
+	if fastEligible(rt) {
+		// A backend TLS configuration that does not load leaves the
+		// route's clients to the net/http path, which answers 502 and
+		// logs why.
+		f.pool, _ = newBackendPool(rt, s.backend)
+	}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
@@ -223,10 +238,14 @@ func (f *l7Front) retire() {
 // shutdown stops the front's http.Server gracefully until ctx ends, then
 // forcibly.
 func (f *l7Front) shutdown(ctx context.Context) {
+	f.stopFast()
 	if err := f.srv.Shutdown(ctx); err != nil {
 		f.srv.Close() //nolint:errcheck,gosec // forced close after the drain
 	}
 	<-f.done
+	if f.pool != nil {
+		f.pool.close()
+	}
 }
 
 // ServeHTTP proxies one request to the route's backend.

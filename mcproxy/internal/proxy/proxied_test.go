@@ -75,6 +75,11 @@ func TestL7SendsProxyProtocol(t *testing.T) {
 			}
 		}
 	}
+	// The HTTP/1.1 clients' requests took the fast path (fast.go), which
+	// keeps a private backend connection per client connection.
+	if n := env.srv.fastRequests.Load(); n != 8 {
+		t.Errorf("fast path answered %d requests, want 8", n)
+	}
 }
 
 // serveHTTPBehindProxy is a plain HTTP backend believing PROXY headers from

@@ -93,6 +93,12 @@ type Server struct {
 	listeners map[string]*listenerState
 	open      atomic.Int64
 	closeOnce sync.Once
+
+	// noFast sends every HTTP/1.1 connection to net/http (tests compare
+	// the fast path with it); fastRequests counts the requests the fast
+	// path answered.
+	noFast       bool
+	fastRequests atomic.Int64
 }
 
 // listenerState is one listener's live state.

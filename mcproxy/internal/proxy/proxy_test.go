@@ -110,6 +110,7 @@ func TestL7BackendTLS(t *testing.T) {
 		clientH2       bool
 	}{
 		{route.HTTP1, "tls backend HTTP/1.1 127.0.0.1", true},
+		{route.HTTP1, "tls backend HTTP/1.1 127.0.0.1", false}, // the fast path (fast.go)
 		{route.Auto, "tls backend HTTP/2.0 127.0.0.1", false},
 		{route.Auto, "tls backend HTTP/2.0 127.0.0.1", true},
 	} {
@@ -120,6 +121,10 @@ func TestL7BackendTLS(t *testing.T) {
 		if code != 200 || body != tc.want {
 			t.Fatalf("%s (client h2 %v): %d %q, want %q", tc.protocol, tc.clientH2, code, body, tc.want)
 		}
+	}
+
+	if env.srv.fastRequests.Load() != 1 {
+		t.Fatalf("fast path answered %d requests, want 1", env.srv.fastRequests.Load())
 	}
 
 	// A backend certificate from another CA is refused: 502.
