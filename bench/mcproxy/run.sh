@@ -3,8 +3,9 @@
 # and L4 (SNI read, raw TLS relayed), against haproxy, caddy and nginx
 # configured the same way on loopback, and writes
 # bench/results/mcproxy-<UTC stamp>.txt with the commands, commit,
-# versions, machine, the table and the mc-proxy/peer ratios, and beside it
-# CPU and allocation profiles of mc-proxy under the h1 and h2 loads
+# versions, machine, the table, the mc-proxy/peer ratios and where each
+# proxy's CPU goes per request (perf), and beside it CPU and allocation
+# profiles of mc-proxy under the h1 and h2 loads
 # (mcproxy-<stamp>.{h1,h2}.{cpu,allocs}.pprof; `go tool pprof FILE`).
 #
 #   bench/mcproxy/run.sh                    (or: bench/run.sh mcproxy)
@@ -69,6 +70,29 @@
 # The profiles come from a separate run after the measurements (mc-proxy,
 # backend http1, benchproxy proxy -pprof on loopback), so profiling never
 # slows a measured run.
+#
+# Cost per request, another separate run after those: mc-proxy, haproxy
+# and nginx (L7, backend http1), each started afresh with a 2 s warm-up,
+# under the h1 and h2 loads for 5 s (less when BENCH_DURATION is) while
+#   perf stat -e task-clock,context-switches -p PIDS
+#   perf record -N -g -F 999 -p PIDS   (no build-id cache)
+# run beside the load generator over the proxy's processes (nginx: master
+# and worker). From the load's request count: CPU µs per request, split
+# into user space and kernel by the samples' shared object (perf report
+# --sort dso: [kernel.kallsyms] is the kernel; the binary, libssl,
+# libcrypto, libc and the vdso are user space), the kernel's part in
+# write-type syscalls (ksys_write, do_writev, __sys_sendto, __sys_sendmsg)
+# and read-type ones (ksys_read, do_readv, __sys_recvfrom, __sys_recvmsg),
+# and context switches per request; then, for mc-proxy alone, the
+# cumulative share (perf report --children --sort sym) of a fixed list of
+# functions (net/http's server connections and the handler, the backend
+# transport's connection loops, scheduler, GC, allocation, stack growth,
+# crypto, syscalls) in µs per request. Only text is kept (each perf.data,
+# in the temporary directory, is deleted once reported). Where perf cannot
+# run (not installed, no perf events in the kernel,
+# kernel.perf_event_paranoid above 1 for a non-root user, attaching
+# refused) the section says so and why, and the rest of the run is
+# unaffected.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CGO_ENABLED=0
@@ -84,8 +108,8 @@ if ((dur > 10)); then
 	dur=10
 fi
 
-# The load generators, the peers, curl (readiness), taskset and ss.
-scripts/deps.sh pkgs wrk nghttp2-client haproxy caddy nginx curl util-linux iproute2
+# The load generators, the peers, curl (readiness), taskset, ss and perf.
+scripts/deps.sh pkgs wrk nghttp2-client haproxy caddy nginx curl util-linux iproute2 linux-perf
 # The Debian packages start their own services; ours are separate
 # processes on other ports, so those may keep running.
 
@@ -271,11 +295,11 @@ for proto in "${protos[@]}"; do
 done
 
 # haproxy.
-for proto in "${protos[@]}"; do
-	ha7=$(free_port 20443)
-	ha4=$(free_port $((ha7 + 1)))
-	verify="ssl verify required ca-file $ca verifyhost localhost sni str(localhost)"
-	case $proto in
+# haproxy_cfg PROTO L7PORT L4PORT: writes $tmp/haproxy.cfg.
+haproxy_cfg() {
+	local server ha7=$2 ha4=$3
+	local verify="ssl verify required ca-file $ca verifyhost localhost sni str(localhost)"
+	case $1 in
 	http1) server="127.0.0.1:$be_http" ;;
 	h2c) server="127.0.0.1:$be_http proto h2" ;;
 	tls) server="127.0.0.1:$be_tls $verify alpn http/1.1" ;;
@@ -308,6 +332,11 @@ backend be_tls
     mode tcp
     server backend 127.0.0.1:$be_tls
 CFG
+}
+for proto in "${protos[@]}"; do
+	ha7=$(free_port 20443)
+	ha4=$(free_port $((ha7 + 1)))
+	haproxy_cfg "$proto" "$ha7" "$ha4"
 	"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
 	pids+=($!)
 	ha_pid=$!
@@ -371,11 +400,11 @@ CFG
 done
 
 # nginx (L7 only; HTTP/1.1 backends only).
-for proto in http1 tls; do
-	ng7=$(free_port 22443)
-	nd=$tmp/nginx-$proto
+# nginx_cfg PROTO DIR PORT: writes DIR/nginx.conf, its files all in DIR.
+nginx_cfg() {
+	local pass upstream nd=$2 ng7=$3
 	mkdir -p "$nd"
-	case $proto in
+	case $1 in
 	http1) pass="proxy_pass http://be;" upstream="server 127.0.0.1:$be_http;" ;;
 	tls)
 		pass="proxy_pass https://be;
@@ -426,6 +455,11 @@ http {
     }
 }
 CFG
+}
+for proto in http1 tls; do
+	ng7=$(free_port 22443)
+	nd=$tmp/nginx-$proto
+	nginx_cfg "$proto" "$nd" "$ng7"
 	"${server_cpu[@]}" nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >>"$tmp/nginx.log" 2>&1 &
 	pids+=($!)
 	ng_pid=$!
@@ -472,6 +506,115 @@ for kind in h1 h2; do
 done
 stop_server "$mc_pid"
 
+# Cost per request: mc-proxy, haproxy and nginx (backend http1) started
+# afresh, under shorter h1 and h2 loads while perf counts and samples the
+# proxy's processes; after every measurement, so perf never slows one.
+cdur=$((dur < 5 ? dur : 5))
+perf_hz=999
+# perf_check prints why perf cannot break the cost down here (nothing
+# when it can), trying it on the backend for 0.2 s.
+perf_check() {
+	local par
+	if ! command -v perf >/dev/null 2>&1; then
+		echo "perf is not installed (Debian package linux-perf)"
+		return 0
+	fi
+	if ! perf version >"$tmp/perf-check.log" 2>&1; then
+		echo "perf does not run: $(tail -n 1 "$tmp/perf-check.log")"
+		return 0
+	fi
+	if [ ! -r /proc/sys/kernel/perf_event_paranoid ]; then
+		echo "the kernel has no perf events (no /proc/sys/kernel/perf_event_paranoid)"
+		return 0
+	fi
+	par=$(cat /proc/sys/kernel/perf_event_paranoid)
+	if [ "$(id -u)" -ne 0 ] && [ "$par" -gt 1 ]; then
+		echo "kernel.perf_event_paranoid is $par and this is not root: kernel samples need it at 1 or lower"
+		return 0
+	fi
+	if ! perf stat -x, -e task-clock,context-switches -p "$backend_pid" -o "$tmp/perf-check.stat" -- sleep 0.2 >>"$tmp/perf-check.log" 2>&1 ||
+		! perf record -N -g -F "$perf_hz" -p "$backend_pid" -o "$tmp/perf-check.data" -- sleep 0.2 >>"$tmp/perf-check.log" 2>&1; then
+		echo "perf cannot attach to a process here: $(grep -v '^\[ perf record' "$tmp/perf-check.log" | grep . | tail -n 1)"
+		return 0
+	fi
+	rm -f "$tmp/perf-check.data"
+}
+# cost NAME PORT PROXY_PID: the h1 and h2 loads through
+# https://localhost:PORT/ for $cdur s each, perf watching PROXY_PID's
+# family; outputs in $tmp/cost.NAME.KIND, counts in .stat, the samples'
+# split by shared object in .dso and by symbol (children, self, [k] or
+# [.], symbol; tab-separated) in .syms.
+cost() {
+	local name=$1 port=$2 kind f stat_pid rec_pid
+	local url="https://localhost:$port/" family_pids
+	"${client_cpu[@]}" wrk -t1 -c64 -d2s "$url" >/dev/null 2>&1
+	family_pids=$(family "$3" | tr ' ' ,)
+	for kind in h1 h2; do
+		f=$tmp/cost.$name.$kind
+		"${client_cpu[@]}" perf stat -x, -e task-clock,context-switches -p "$family_pids" -o "$f.stat" >>"$tmp/perf.log" 2>&1 &
+		pids+=($!)
+		stat_pid=$!
+		"${client_cpu[@]}" perf record -N -g -F "$perf_hz" -p "$family_pids" -o "$f.data" >>"$tmp/perf.log" 2>&1 &
+		pids+=($!)
+		rec_pid=$!
+		sleep 0.5 # perf attaching
+		case $kind in
+		h1) "${client_cpu[@]}" wrk -t1 -c64 -d"${cdur}s" --latency "$url" >"$f" 2>&1 ;;
+		h2) "${client_cpu[@]}" h2load -t1 -c16 -m10 -D "$cdur" "$url" >"$f" 2>&1 ;;
+		esac
+		kill -INT "$stat_pid" "$rec_pid" 2>/dev/null || true
+		wait "$stat_pid" 2>/dev/null || true
+		wait "$rec_pid" 2>/dev/null || true
+		if [ -s "$f.data" ]; then
+			perf report -i "$f.data" --stdio --no-children --sort dso -n -g none 2>>"$tmp/perf.log" |
+				awk '$1 ~ /%$/ {print}' >"$f.dso" || true
+			perf report -i "$f.data" --stdio --children --sort sym -g none 2>>"$tmp/perf.log" |
+				awk '/^ *[0-9.]+% +[0-9.]+% +\[.\] / {
+					c = $1; s = $2; m = $3
+					sub(/^ *[0-9.]+% +[0-9.]+% +\[.\] /, ""); sub(/ +$/, ""); sub(/%/, "", c); sub(/%/, "", s)
+					print c "\t" s "\t" m "\t" $0 }' >"$f.syms" || true
+		fi
+		rm -f "$f.data"
+	done
+}
+
+perf_skip=$(perf_check)
+if [ -n "$perf_skip" ]; then
+	echo "bench/mcproxy: cost per request (perf) skipped: $perf_skip"
+else
+	echo "bench/mcproxy: cost per request (perf): mc-proxy, haproxy, nginx (backend http1), ${cdur}s per load"
+	mc7=$(free_port 19443)
+	mc4=$(free_port $((mc7 + 1)))
+	"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost \
+		-cert "$cert" -key "$key" -backend "127.0.0.1:$be_http" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
+	pids+=($!)
+	mc_pid=$!
+	wait_ready "https://localhost:$mc7/" mcproxy
+	cost mcproxy "$mc7" "$mc_pid"
+	stop_server "$mc_pid"
+
+	ha7=$(free_port 20443)
+	ha4=$(free_port $((ha7 + 1)))
+	haproxy_cfg http1 "$ha7" "$ha4"
+	"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
+	pids+=($!)
+	ha_pid=$!
+	wait_ready "https://localhost:$ha7/" haproxy
+	cost haproxy "$ha7" "$ha_pid"
+	stop_server "$ha_pid"
+
+	ng7=$(free_port 22443)
+	nd=$tmp/nginx-cost
+	nginx_cfg http1 "$nd" "$ng7"
+	"${server_cpu[@]}" nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >>"$tmp/nginx.log" 2>&1 &
+	pids+=($!)
+	ng_pid=$!
+	wait_ready "https://localhost:$ng7/" nginx
+	cost nginx "$ng7" "$ng_pid"
+	cat "$nd/error.log" >>"$tmp/nginx.log" 2>/dev/null || true
+	stop_server "$ng_pid"
+fi
+
 # label_of NAME: the row label of a measurement name.
 label_of() {
 	local r
@@ -495,6 +638,129 @@ ratios() {
 		function r(x, y) { return (x != "-" && y != "-" && y > 0) ? sprintf("%.2f", x / y) : "-" }
 		BEGIN { printf "mc-proxy %-28s h1 req/s %s  h1 p99 %s  h2 req/s %s  h2 mean %s  handshakes/s %s  handshake p99 %s  peak rss %s\n",
 			label, r(a1, b1), r(ap, bp), r(a2, b2), r(am, bm), r(ah, bh), r(ah99, bh99), r(ar, br) }'
+}
+
+# stat_count FILE EVENT: EVENT's count in a perf stat -x, file ("-" when
+# it was not counted).
+stat_count() {
+	if [ -s "$1" ]; then
+		awk -F, -v e="$2" '$3 == e && $1 ~ /^[0-9.]+$/ {v = $1} END {print v == "" ? "-" : v}' "$1"
+	else
+		echo "-"
+	fi
+}
+# share FILE OP PATTERN: a share (%) of the samples in a .syms file. OP
+# sum: the children of the symbols named in PATTERN (space-separated,
+# exact); max: the largest children of the symbols matching the ERE
+# PATTERN; self: the self of the symbols matching it, added.
+share() {
+	if [ ! -s "$1" ]; then
+		echo "-"
+		return
+	fi
+	pattern=$3 awk -F'\t' -v op="$2" '
+		BEGIN { pat = ENVIRON["pattern"]; if (op == "sum") { n = split(pat, w, " "); for (i = 1; i <= n; i++) want[w[i]] = 1 } }
+		op == "sum" && ($4 in want) { v += $1 }
+		op == "max" && $4 ~ pat && $1 + 0 > v { v = $1 + 0 }
+		op == "self" && $4 ~ pat { v += $2 }
+		END { printf "%.2f", v }' "$1"
+}
+# minus A B: share A less share B ("-" when A is).
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-") print "-"; else printf "%.2f", a - b }'; }
+# cost_requests NAME KIND: the requests the cost run's load completed.
+cost_requests() {
+	local f=$tmp/cost.$1.$2
+	case $2 in
+	h1) awk '/ requests in / {print $1}' "$f" 2>/dev/null ;;
+	h2) awk '/^requests:/ {print $6}' "$f" 2>/dev/null ;;
+	esac
+}
+# cpu_us NAME KIND: the proxy's CPU time per request (µs) in a cost run.
+cpu_us() {
+	awk -v ms="$(stat_count "$tmp/cost.$1.$2.stat" task-clock)" -v n="$(cost_requests "$1" "$2")" \
+		'BEGIN { if (ms != "-" && n > 0) printf "%.1f", ms * 1000 / n; else print "-" }'
+}
+# cost_row NAME KIND LABEL: one row of the cost table.
+cost_row() {
+	local f=$tmp/cost.$1.$2 syscalls=0
+	grep -q $'\tdo_syscall_64$' "$f.syms" 2>/dev/null && syscalls=1
+	[ -s "$f.dso" ] || : >"$f.dso"
+	awk -v label="$3" -v n="$(cost_requests "$1" "$2")" -v cpu="$(cpu_us "$1" "$2")" \
+		-v rps="$(if [ "$2" = h1 ]; then h1_rps "$f"; else h2_rps "$f"; fi)" \
+		-v cs="$(stat_count "$f.stat" context-switches)" -v syscalls="$syscalls" \
+		-v kern="$(awk '$3 == "[kernel.kallsyms]" {sub(/%/, "", $1); k = $1} END {print k + 0}' "$f.dso" 2>/dev/null)" \
+		-v samples="$(awk '{s += $2} END {print s + 0}' "$f.dso" 2>/dev/null)" \
+		-v wr="$(share "$f.syms" sum "ksys_write do_writev __sys_sendto __sys_sendmsg")" \
+		-v rd="$(share "$f.syms" sum "ksys_read do_readv __sys_recvfrom __sys_recvmsg")" '
+		function us(pct) { return (cpu != "-" && pct != "-" && samples > 0) ? sprintf("%.1f", cpu * pct / 100) : "-" }
+		BEGIN {
+			if (!syscalls) { wr = "-"; rd = "-" }
+			printf "%-22s %8s %10s %8s %8s %9s %8s %8s %8s\n", label, rps == "" ? "-" : rps, cpu,
+				us(100 - kern), us(kern), us(wr), us(rd), (cs != "-" && n > 0) ? sprintf("%.2f", cs / n) : "-", samples
+		}'
+}
+# go_line OP PATTERN LABEL: a line of mc-proxy's list, its share under
+# the h1 and h2 loads and the µs per request that share is; lines whose
+# symbols were in neither profile are left out.
+go_line() {
+	local h1 h2
+	h1=$(share "$tmp/cost.mcproxy.h1.syms" "$1" "$2")
+	h2=$(share "$tmp/cost.mcproxy.h2.syms" "$1" "$2")
+	go_print "$3" "$h1" "$h2"
+}
+go_print() {
+	awk -v label="$1" -v a="$2" -v b="$3" -v ca="$(cpu_us mcproxy h1)" -v cb="$(cpu_us mcproxy h2)" '
+		function us(pct, cpu) { return (pct != "-" && cpu != "-") ? sprintf("%.1f", cpu * pct / 100) : "-" }
+		function pc(pct) { return pct == "-" ? "-" : pct "%" }
+		BEGIN { if (a + 0 > 0 || b + 0 > 0) printf "  %-66s %7s %7s   %7s %7s\n", label, pc(a), us(a, ca), pc(b), us(b, cb) }'
+}
+# cost_report: the cost section of the report.
+cost_report() {
+	local h1 h2
+	# The net/http server's goroutines (disjoint: each the root of its
+	# own) and the handler, which runs inside one of them.
+	local server="net/http.(*conn).serve net/http.(*http2serverConn).runHandler net/http.(*http2serverConn).readFrames net/http.(*http2serverConn).writeFrameAsync"
+	local handler='mcproxy/internal/proxy\.\(\*[A-Za-z0-9_]+\)\.ServeHTTP$'
+	echo "# cost per request (perf, separate run)"
+	if [ -n "$perf_skip" ]; then
+		echo "skipped: $perf_skip"
+		return
+	fi
+	echo "# after the measurements, mc-proxy, haproxy and nginx (L7, backend http1) each once more, started afresh, 2 s wrk warm-up, then the h1 and"
+	echo "# h2 loads above for ${cdur}s each while $(perf version) (pinned as the load generators) watched the proxy's processes (nginx: master + worker):"
+	echo "#   perf stat -x, -e task-clock,context-switches -p PIDS   and   perf record -N -g -F $perf_hz -p PIDS   (then perf report --sort dso, --children --sort sym)"
+	echo "# req/s: the load's requests / its duration (perf slows the proxy: compare with the table above only roughly); cpu: task-clock / requests"
+	echo "# (the load's TLS handshakes included); user, kernel: cpu split by the samples' shared object, [kernel.kallsyms] kernel, everything else"
+	echo "# (the binary, libssl, libcrypto, libc, vdso) user space; k write, k read: the kernel's share in ksys_write, do_writev, __sys_sendto,"
+	echo "# __sys_sendmsg and in ksys_read, do_readv, __sys_recvfrom, __sys_recvmsg (on loopback a write carries the receiver's TCP and IP"
+	echo "# processing too); cs: context switches per request; samples: perf record's, at $perf_hz Hz. Times in µs per request."
+	printf '%-22s %8s %10s %8s %8s %9s %8s %8s %8s\n' "" "req/s" "cpu" "user" "kernel" "k write" "k read" "cs" "samples"
+	cost_row mcproxy h1 "mc-proxy h1"
+	cost_row mcproxy h2 "mc-proxy h2"
+	cost_row haproxy h1 "haproxy h1"
+	cost_row haproxy h2 "haproxy h2"
+	cost_row nginx h1 "nginx h1"
+	cost_row nginx h2 "nginx h2"
+	echo "# mc-proxy: shares of its samples under a function (children: overlapping; the handler is inside the server lines, RoundTrip inside"
+	echo "# the handler, crypto and allocation inside most) and the µs per request that is; symbols in neither profile left out"
+	printf '  %-66s %7s %7s   %7s %7s\n' "" "h1" "us/req" "h2" "us/req"
+	go_line sum "${server%% *}" "net/http.(*conn).serve: net/http's connections (h2: frame loop)"
+	go_line sum "${server#* }" "net/http.(*http2serverConn).runHandler+readFrames+writeFrameAsync"
+	go_line max 'mcproxy/internal/proxy\.\(\*fastConn\)\.serve$' "proxy.(*fastConn).serve: mc-proxy's own HTTP/1.1 path"
+	go_line max 'mcproxy/internal/proxy\.\(\*fastConn\)\.roundTrip$' "proxy.(*fastConn).roundTrip: its backend request"
+	go_line max "$handler" "proxy.(*l7Front).ServeHTTP: the handler"
+	h1=$(minus "$(share "$tmp/cost.mcproxy.h1.syms" sum "$server")" "$(share "$tmp/cost.mcproxy.h1.syms" max "$handler")")
+	h2=$(minus "$(share "$tmp/cost.mcproxy.h2.syms" sum "$server")" "$(share "$tmp/cost.mcproxy.h2.syms" max "$handler")")
+	go_print "  = the net/http server lines above minus the handler" "$h1" "$h2"
+	go_line sum "net/http.(*Transport).RoundTrip" "net/http.(*Transport).RoundTrip: backend request (in the handler)"
+	go_line sum "net/http.(*persistConn).writeLoop net/http.(*persistConn).readLoop" "net/http.(*persistConn).writeLoop+readLoop: backend connections"
+	go_line sum "runtime.mcall" "runtime.mcall: scheduler (park_m, schedule, findRunnable)"
+	go_line sum "runtime.gcBgMarkWorker runtime.gcAssistAlloc" "runtime.gcBgMarkWorker+gcAssistAlloc: garbage collection"
+	go_line sum "runtime.mallocgc" "runtime.mallocgc: allocation (its GC assists included)"
+	go_line max '^runtime\.morestack' "runtime.morestack: goroutine stack growth"
+	go_line self '^(crypto|vendor/golang\.org/x/crypto)/' "crypto/... self time: ciphers, hashes, signatures"
+	go_line max '^(internal/runtime/syscall(/linux)?|runtime/internal/syscall)\.Syscall6$' "linux.Syscall6: Go's syscalls (read, write, epoll; with kernel)"
+	go_line max '^runtime\.futex(\.abi0)?$' "runtime.futex: threads sleeping and waking (with kernel)"
 }
 
 # The report.
@@ -541,6 +807,8 @@ ratios() {
 	done
 	ratios mcproxy-l4 haproxy-l4 "L4/haproxy"
 	echo "mc-proxy L4/caddy, L4/nginx: not measured (caddy has no L4 proxy without the caddy-l4 plugin; nginx is an L7 peer here)"
+	echo
+	cost_report
 	for r in "${rows[@]}"; do
 		n=${r%%:*}
 		echo
