@@ -41,10 +41,12 @@ var figures = []figure{
 	{"mcns", "MCNS / knot, queries/s (1 core)", `MCNS/knot: queries/s ([0-9.]+)`, 1.0, false, "x"},
 	{"mcns", "MCNS / knot, p99 @10k q/s (1 core)", `MCNS/knot: .*p99 latency @rate ([0-9.]+)`, 1.0, true, "x"},
 	{"mcns", "MCNS / CoreDNS, queries/s (1 core)", `MCNS/coredns: queries/s ([0-9.]+)`, 1.0, false, "x"},
-	{"mcproxy", "mc-proxy L7 / haproxy, h1 req/s", `mc-proxy L7/haproxy(?: backend http1)?\s+h1 req/s ([0-9.]+)`, 0.8, false, "x"},
-	{"mcproxy", "mc-proxy L7 / haproxy, h1 p99", `mc-proxy L7/haproxy(?: backend http1)?\s+h1 req/s [0-9.]+\s+h1 p99 ([0-9.]+)`, 1.5, true, "x"},
-	{"mcproxy", "mc-proxy L7 / haproxy, h2 req/s", `mc-proxy L7/haproxy(?: backend http1)?\s+.*h2 req/s ([0-9.]+)`, 0.8, false, "x"},
-	{"mcproxy", "mc-proxy L4 / haproxy, h1 req/s", `mc-proxy L4/haproxy\s+h1 req/s ([0-9.]+)`, 0.9, false, "x"},
+	// mc-proxy's req/s and p99 figures are the medians of its paired rounds
+	// (measured seconds apart from haproxy's, round after round).
+	{"mcproxy", "mc-proxy L7 / haproxy, h1 req/s (paired median)", `mc-proxy L7/haproxy paired \(median of \d+\)\s+h1 req/s ([0-9.]+)`, 0.8, false, "x"},
+	{"mcproxy", "mc-proxy L7 / haproxy, h1 p99 (paired median)", `mc-proxy L7/haproxy paired \(median of \d+\)\s+h1 req/s [0-9.]+\s+h1 p99 ([0-9.]+)`, 1.5, true, "x"},
+	{"mcproxy", "mc-proxy L7 / haproxy, h2 req/s (paired median)", `mc-proxy L7/haproxy paired \(median of \d+\)\s+.*h2 req/s ([0-9.]+)`, 0.8, false, "x"},
+	{"mcproxy", "mc-proxy L4 / haproxy, h1 req/s (paired median)", `mc-proxy L4/haproxy paired \(median of \d+\)\s+h1 req/s ([0-9.]+)`, 0.9, false, "x"},
 	{"mcproxy", "mc-proxy / haproxy, handshakes/s", `mc-proxy L7/haproxy(?: backend http1)?\s+.*handshakes/s ([0-9.]+)`, 1.0, false, "x"},
 	{"mcias", "MCIAS validate / empty handler", `validate/empty: ([0-9.]+)`, 0.7, false, "x"},
 	{"metacrypt", "Metacrypt / step-ca, issuances/s (CSR)", `stored P-256 issuances, metacrypt CSR\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+)`, 1.0, false, "x"},
