@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -86,15 +87,10 @@ func (b *scriptedBackend) requests() []string {
 func dumpRequest(r *http.Request, body []byte) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s %s %s host=%q len=%d\n", r.Method, r.RequestURI, r.Proto, r.Host, r.ContentLength)
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range r.Header {
-			if k != "Content-Length" && !yield(k) {
-				return
-			}
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		if k != "Content-Length" {
+			fmt.Fprintf(&sb, "%s: %q\n", k, r.Header[k])
 		}
-	})
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "%s: %q\n", k, r.Header[k])
 	}
 	fmt.Fprintf(&sb, "body %q", body)
 	return sb.String()
@@ -158,20 +154,8 @@ func dumpResponses(br *bufio.Reader, c net.Conn, n int, method string, probe boo
 		if res.StatusCode < 200 {
 			i-- // informational: the final answer follows
 		}
-		fmt.Fprintf(&sb, "%s %v date=%v\n", res.Status, res.TransferEncoding, res.Header.Get("Date") != "")
-		res.Header.Del("Date")
-		for _, k := range slices.Sorted(func(yield func(string) bool) {
-			for k := range res.Header {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			fmt.Fprintf(&sb, "%s: %q\n", k, res.Header[k])
-		}
-		body, err := io.ReadAll(res.Body)
-		fmt.Fprintf(&sb, "body %d %q err=%v trailer=%v\n", len(body), body[:min(len(body), 64)], err != nil, res.Trailer)
-		if err != nil {
+		fmt.Fprintf(&sb, "%s %v ", res.Status, res.TransferEncoding)
+		if err := dumpAnswer(&sb, res, ""); err != nil {
 			return sb.String()
 		}
 	}
@@ -182,6 +166,20 @@ func dumpResponses(br *bufio.Reader, c net.Conn, n int, method string, probe boo
 	_, err := br.ReadByte()
 	fmt.Fprintf(&sb, "closed=%v", err != nil && !errors.Is(err, errTimeoutProbe(err)))
 	return sb.String()
+}
+
+// dumpAnswer describes an answer after its status: whether it has a Date,
+// every other field (sorted), its body (or the error ending it) and
+// trailers. It returns the body's error.
+func dumpAnswer(sb *strings.Builder, res *http.Response, indent string) error {
+	fmt.Fprintf(sb, "date=%v\n", res.Header.Get("Date") != "")
+	res.Header.Del("Date")
+	for _, k := range slices.Sorted(maps.Keys(res.Header)) {
+		fmt.Fprintf(sb, "%s%s: %q\n", indent, k, res.Header[k])
+	}
+	body, err := io.ReadAll(res.Body)
+	fmt.Fprintf(sb, "%sbody %d %q err=%v trailer=%v\n", indent, len(body), body[:min(len(body), 64)], err != nil, res.Trailer)
+	return err
 }
 
 // errTimeoutProbe returns err when it is not a timeout, so closed= is true
@@ -489,20 +487,9 @@ func TestPooledMatchesTransport(t *testing.T) {
 				fmt.Fprintf(&sb, "%s %s: error\n", r.method, r.path)
 				continue
 			}
-			b, err := io.ReadAll(res.Body)
+			fmt.Fprintf(&sb, "%s %s: %s %s ", r.method, r.path, res.Proto, res.Status)
+			_ = dumpAnswer(&sb, res, "  ")
 			res.Body.Close()
-			fmt.Fprintf(&sb, "%s %s: %s %s date=%v\n", r.method, r.path, res.Proto, res.Status, res.Header.Get("Date") != "")
-			res.Header.Del("Date")
-			for _, k := range slices.Sorted(func(yield func(string) bool) {
-				for k := range res.Header {
-					if !yield(k) {
-						return
-					}
-				}
-			}) {
-				fmt.Fprintf(&sb, "  %s: %q\n", k, res.Header[k])
-			}
-			fmt.Fprintf(&sb, "  body %d %q err=%v trailer=%v\n", len(b), b[:min(len(b), 64)], err != nil, res.Trailer)
 		}
 		c.CloseIdleConnections()
 		ls := env.srv.listeners["https"]
