@@ -241,7 +241,9 @@ func (u *upRun) waitRunning(t *testing.T) *PlatformStatus {
 		default:
 		}
 		st, err := Status(context.Background(), u.root)
-		if err == nil && st.Phase == PhaseRunning {
+		// Up records the running phase, then prints its table: wait for
+		// both.
+		if err == nil && st.Phase == PhaseRunning && strings.Contains(u.out.String(), "stop with Ctrl-C") {
 			return st
 		}
 		if time.Now().After(deadline) {
