@@ -67,6 +67,11 @@
 // (fadvise DONTNEED): on this kind of VM a page cache that grows run
 // after run makes every later write slower, whichever registry writes.
 //
+// Memory: each registry process's resident set from /proc/<pid>/status,
+// VmRSS once both registries answer and before any registry request
+// (idle), and VmHWM, the process's peak, after the warm-ups, transfers
+// and manifest GETs (peak).
+//
 // With two or more CPUs the registry under test and MCIAS run on CPU 0
 // (taskset), this client and cp on CPU 1 (-pin=false turns that off).
 // Any error stops the run with a non-zero exit and no figures.
@@ -262,6 +267,15 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	fsDesc := benchkit.Filesystem(layerDir)
+	// Idle memory: both answer, neither has served a registry request.
+	idle := map[string]int64{}
+	for _, s := range []*server{mcr, dist} {
+		rss, _, err := benchkit.Memory(s.proc.Pid())
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.proc.Name, err)
+		}
+		idle[s.proc.Name] = rss
+	}
 
 	targets := []*target{
 		newTarget("mcr", mcr, tlsCfg, o),
@@ -289,7 +303,7 @@ func run(ctx context.Context, o options) error {
 	var report strings.Builder
 	writeReport(&report, o, reportInfo{
 		loadBefore: loadBefore, distInfo: distInfo, fs: fsDesc, pinning: pinning, bcryptCheck: bcryptCheck,
-		big: big, small: small, targets: targets,
+		big: big, small: small, targets: targets, idleRSS: idle,
 	}, res)
 	fmt.Print(report.String())
 	if o.out == "" {
@@ -1259,7 +1273,12 @@ type results struct {
 	cp        []sample
 	cpSync    []sample
 	repos     int
+	mem       map[string]memUse // by target, after the loads
 }
+
+// memUse is a registry process's resident set (VmRSS) and its peak
+// (VmHWM), in KiB.
+type memUse struct{ rss, hwm int64 }
 
 const (
 	figPushBig   = "push single-layer"
@@ -1269,7 +1288,7 @@ const (
 )
 
 func measureAll(ctx context.Context, o options, targets []*target, big layerFile, small []layerFile, layerDir string) (results, error) {
-	res := results{transfers: map[string]map[string][]sample{}, gets: map[string]getStats{}}
+	res := results{transfers: map[string]map[string][]sample{}, gets: map[string]getStats{}, mem: map[string]memUse{}}
 	for _, f := range []string{figPushBig, figPullBig, figPushSmall, figPullSmall} {
 		res.transfers[f] = map[string][]sample{}
 	}
@@ -1373,6 +1392,14 @@ func measureAll(ctx context.Context, o options, targets []*target, big layerFile
 		}
 		res.gets[t.name] = st
 		fmt.Fprintf(os.Stderr, "bench/mcr: %-12s manifest GETs %8.0f /s\n", t.name, float64(st.requests)/st.secs)
+	}
+	// Peak memory: every load a registry serves is behind it.
+	for _, t := range targets {
+		rss, hwm, err := benchkit.Memory(t.srv.proc.Pid())
+		if err != nil {
+			return res, fmt.Errorf("%s: %w", t.name, err)
+		}
+		res.mem[t.name] = memUse{rss: rss, hwm: hwm}
 	}
 	dst := filepath.Join(layerDir, "cp-copy")
 	for range o.reps {
@@ -1499,6 +1526,7 @@ type reportInfo struct {
 	big         layerFile
 	small       []layerFile
 	targets     []*target
+	idleRSS     map[string]int64 // VmRSS in KiB by target, before any load
 }
 
 func writeReport(w io.Writer, o options, in reportInfo, res results) {
@@ -1546,6 +1574,8 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 	fmt.Fprintf(w, "# writeback: sync(2) (untimed) before every push and every cp, so each starts with no dirty pages of earlier work; after each pull the stored blobs are evicted (fadvise DONTNEED) so the page cache does not grow run after run\n")
 	fmt.Fprintf(w, "# load average before / after: %s / %s (other work on the machine skews the numbers)\n", in.loadBefore, benchkit.LoadAvg())
 	fmt.Fprintf(w, "# cpu s: CPU seconds the registry process (srv) and this client (cli) used during the measurement (medians; from /proc/PID/stat)\n")
+	fmt.Fprintf(w, "# memory: the registry process's resident set from /proc/PID/status, MiB: idle = VmRSS once both registries answer, before any registry request (each has served only its readiness polls, MCR also the POST of its rule); "+
+		"peak = VmHWM (the process's highest VmRSS) after the warm-ups, transfers and manifest GETs\n")
 	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "%-34s %12s %12s %10s   %s\n", "figure", "mcr", "distribution", "mcr/dist", "cpu s srv+cli: mcr / dist")
@@ -1563,6 +1593,11 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 	fmt.Fprintf(w, "%-34s %12.0f %12.0f %10.2f   %.2f+%.2f / %.2f+%.2f\n", "manifest GETs (req/s)", rm, rd, rm/rd, gm.cpuSec, gm.cliSec, gd.cpuSec, gd.cliSec)
 	fmt.Fprintf(w, "%-34s %12.2f %12.2f %10.2f   (lower is better)\n", "manifest GET p50 (ms)", benchkit.Ms(gm.p50), benchkit.Ms(gd.p50), benchkit.Ms(gm.p50)/benchkit.Ms(gd.p50))
 	fmt.Fprintf(w, "%-34s %12.2f %12.2f %10.2f   (lower is better)\n", "manifest GET p99 (ms)", benchkit.Ms(gm.p99), benchkit.Ms(gd.p99), benchkit.Ms(gm.p99)/benchkit.Ms(gd.p99))
+	mibOf := func(kib int64) float64 { return float64(kib) / 1024 }
+	im, id := mibOf(in.idleRSS["mcr"]), mibOf(in.idleRSS["distribution"])
+	hm, hd := mibOf(res.mem["mcr"].hwm), mibOf(res.mem["distribution"].hwm)
+	fmt.Fprintf(w, "%-34s %12.1f %12.1f %10.2f   (lower is better)\n", "memory idle, VmRSS (MiB)", im, id, im/id)
+	fmt.Fprintf(w, "%-34s %12.1f %12.1f %10.2f   (lower is better)\n", "memory peak, VmHWM (MiB)", hm, hd, hm/hd)
 	rates := func(ss []sample) []float64 {
 		xs := make([]float64, 0, len(ss))
 		for _, s := range ss {
@@ -1609,6 +1644,10 @@ func writeReport(w io.Writer, o options, in reportInfo, res results) {
 	fmt.Fprintf(w, "# manifest GETs: mcr %d requests in %.1fs, distribution %d in %.1fs, no errors\n", gm.requests, gm.secs, gd.requests, gd.secs)
 	fmt.Fprintf(w, "# repositories pushed: %d; authentication challenges answered: mcr %d, distribution %d (none inside a timed region)\n",
 		res.repos, in.targets[0].challenges.Load(), in.targets[1].challenges.Load())
+	for _, name := range []string{"mcr", "distribution"} {
+		fmt.Fprintf(w, "# memory %-12s VmRSS idle %d KiB; after the manifest GETs VmRSS %d KiB, VmHWM %d KiB\n",
+			name, in.idleRSS[name], res.mem[name].rss, res.mem[name].hwm)
+	}
 }
 
 type summary struct{ mibps, cpu, cli float64 }

@@ -1,7 +1,8 @@
 // Package benchkit is what the Go benchmark programs under bench/ share:
 // running the servers they measure as child processes, pinning the load
 // generator to a CPU, reading CPU time from /proc, and describing the
-// machine, the commit and the command in their result files.
+// machine, the commit and the command in their result files, and reading
+// a server's resident memory.
 package benchkit
 
 import (
@@ -171,6 +172,48 @@ func CPUTicks(pid int) (int64, error) {
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	return u + st, errors.Join(err1, err2)
+}
+
+// Memory is pid's resident set now (VmRSS) and its peak so far (VmHWM),
+// in KiB, from /proc/<pid>/status.
+func Memory(pid int) (rssKiB, hwmKiB int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("memory of %d: %w", pid, err)
+	}
+	rssKiB, hwmKiB, err = parseMemory(b)
+	if err != nil {
+		return 0, 0, fmt.Errorf("memory of %d: %w", pid, err)
+	}
+	return rssKiB, hwmKiB, nil
+}
+
+// parseMemory reads VmRSS and VmHWM from the text of a /proc status file.
+func parseMemory(status []byte) (rssKiB, hwmKiB int64, err error) {
+	var haveRSS, haveHWM bool
+	for line := range strings.SplitSeq(string(status), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, 0, fmt.Errorf("%s: unexpected %q", k, strings.TrimSpace(v))
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", k, err)
+		}
+		if k == "VmRSS" {
+			rssKiB, haveRSS = n, true
+		} else {
+			hwmKiB, haveHWM = n, true
+		}
+	}
+	if !haveRSS || !haveHWM {
+		return 0, 0, errors.New("no VmRSS/VmHWM in /proc status (not a live user process)")
+	}
+	return rssKiB, hwmKiB, nil
 }
 
 // Median of xs (0 for none).

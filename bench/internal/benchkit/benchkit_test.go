@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestProcLifecycle(t *testing.T) {
@@ -69,5 +71,57 @@ func TestHelpers(t *testing.T) {
 	}
 	if fs := Filesystem(t.TempDir()); fs == "unknown" {
 		t.Fatal("filesystem unknown")
+	}
+}
+
+func TestMemory(t *testing.T) {
+	rss0, hwm0, err := Memory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rss0 <= 0 || hwm0 < rss0 {
+		t.Fatalf("VmRSS %d KiB, VmHWM %d KiB", rss0, hwm0)
+	}
+	// 64 MiB mapped afresh (outside Go's heap, which may hold freed pages
+	// still resident) and touched page by page become resident, and the
+	// peak follows.
+	const size = 64 << 20
+	buf, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Munmap(buf) }()
+	for i := 0; i < size; i += 4096 {
+		buf[i] = 1
+	}
+	rss1, hwm1, err := Memory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := rss1 - rss0; grew < 48<<10 {
+		t.Fatalf("VmRSS grew %d KiB (%d -> %d) after touching 64 MiB", grew, rss0, rss1)
+	}
+	if hwm1 < rss1 || hwm1 < hwm0 {
+		t.Fatalf("VmHWM %d KiB (was %d) below VmRSS %d KiB", hwm1, hwm0, rss1)
+	}
+	if _, _, err := Memory(-1); err == nil {
+		t.Fatal("memory of no process")
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	rss, hwm, err := parseMemory([]byte("Name:\tx\nVmPeak:\t 9000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t3\n"))
+	if err != nil || rss != 1024 || hwm != 2048 {
+		t.Fatalf("parseMemory = %d, %d, %v", rss, hwm, err)
+	}
+	for _, bad := range []string{
+		"Name:\tkthreadd\nThreads:\t1\n",  // a kernel thread: no Vm* lines
+		"VmHWM:\t2048 kB\n",               // VmRSS missing
+		"VmHWM:\t2048 kB\nVmRSS:\t1 MB\n", // not kB
+		"VmHWM:\t2048 kB\nVmRSS:\tx kB\n", // not a number
+	} {
+		if _, _, err := parseMemory([]byte(bad)); err == nil {
+			t.Fatalf("parseMemory(%q) did not fail", bad)
+		}
 	}
 }
