@@ -275,6 +275,17 @@ protos=(http1 h2c tls tls-h2)
 # kinds_for PROTO: handshakes are measured with the http1 backend only.
 kinds_for() { if [ "$1" = http1 ]; then echo "h1 h2 hs"; else echo "h1 h2"; fi; }
 
+# start_mcproxy L7PORT L4PORT ARGS...: starts benchproxy proxy on CPU 0 (L4
+# to the backend's TLS port; ARGS name the L7 backend) and sets mc_pid.
+start_mcproxy() {
+	local l7=$1 l4=$2
+	shift 2
+	"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$l7" -l4 "127.0.0.1:$l4" -host localhost \
+		-cert "$cert" -key "$key" -tls-backend "127.0.0.1:$be_tls" "$@" >>"$tmp/mcproxy.log" 2>&1 &
+	pids+=($!)
+	mc_pid=$!
+}
+
 # mc-proxy.
 for proto in "${protos[@]}"; do
 	mc7=$(free_port 19443)
@@ -285,10 +296,7 @@ for proto in "${protos[@]}"; do
 	tls) be=(-backend "127.0.0.1:$be_tls" -backend-protocol http1 -backend-tls -backend-ca "$ca" -backend-server-name localhost) ;;
 	tls-h2) be=(-backend "127.0.0.1:$be_tls" -backend-protocol auto -backend-tls -backend-ca "$ca" -backend-server-name localhost) ;;
 	esac
-	"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost \
-		-cert "$cert" -key "$key" "${be[@]}" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
-	pids+=($!)
-	mc_pid=$!
+	start_mcproxy "$mc7" "$mc4" "${be[@]}"
 	started "mcproxy-l7-$proto" "$mc_pid" "$mc7"
 	echo "bench/mcproxy: mc-proxy L7 :$mc7 (backend $proto)"
 	measure "mcproxy-l7-$proto" "$mc7" "$mc_pid" "$(kinds_for "$proto")"
@@ -495,10 +503,8 @@ rdur=$((dur < 5 ? dur : 5))
 echo "bench/mcproxy: paired rounds: mc-proxy, haproxy, nginx (backend http1), $rounds rounds of ${rdur}s per load"
 mc7=$(free_port 19443)
 mc4=$(free_port $((mc7 + 1)))
-"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost \
-	-cert "$cert" -key "$key" -backend "127.0.0.1:$be_http" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
-pids+=($!)
-pmc=$!
+start_mcproxy "$mc7" "$mc4" -backend "127.0.0.1:$be_http"
+pmc=$mc_pid
 ha7=$(free_port 20443)
 ha4=$(free_port $((ha7 + 1)))
 haproxy_cfg http1 "$ha7" "$ha4"
@@ -555,10 +561,7 @@ out=bench/results/mcproxy-$stamp.txt
 mc7=$(free_port 19443)
 mc4=$(free_port $((mc7 + 1)))
 pp=$(free_port 19060)
-"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost -pprof "127.0.0.1:$pp" \
-	-cert "$cert" -key "$key" -backend "127.0.0.1:$be_http" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
-pids+=($!)
-mc_pid=$!
+start_mcproxy "$mc7" "$mc4" -backend "127.0.0.1:$be_http" -pprof "127.0.0.1:$pp"
 wait_ready "https://localhost:$mc7/" mcproxy
 echo "bench/mcproxy: profiling mc-proxy (backend http1) under h1 and h2 load"
 url="https://localhost:$mc7/"
@@ -658,10 +661,7 @@ else
 	echo "bench/mcproxy: cost per request (perf): mc-proxy, haproxy, nginx (backend http1), ${cdur}s per load"
 	mc7=$(free_port 19443)
 	mc4=$(free_port $((mc7 + 1)))
-	"${server_cpu[@]}" "$tmp/benchproxy" proxy -l7 "127.0.0.1:$mc7" -l4 "127.0.0.1:$mc4" -host localhost \
-		-cert "$cert" -key "$key" -backend "127.0.0.1:$be_http" -tls-backend "127.0.0.1:$be_tls" >>"$tmp/mcproxy.log" 2>&1 &
-	pids+=($!)
-	mc_pid=$!
+	start_mcproxy "$mc7" "$mc4" -backend "127.0.0.1:$be_http"
 	wait_ready "https://localhost:$mc7/" mcproxy
 	cost mcproxy "$mc7" "$mc_pid"
 	stop_server "$mc_pid"

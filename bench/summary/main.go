@@ -1,10 +1,12 @@
 // Command summary writes bench/results/SUMMARY.md: for every figure the
 // platform has a target for, the latest committed result beside the
 // target, whether it is met, and the result file it comes from, so one
-// screen shows where each service stands against its peers.
+// screen shows where each service stands against its peers; and beside it
+// mcproxy-latency.svg, the latency percentiles of mc-proxy and its peers
+// (plot.go).
 //
 //	go run ./bench/summary              (make bench runs it after bench/run.sh)
-//	go run ./bench/summary -check       exit non-zero if SUMMARY.md is stale
+//	go run ./bench/summary -check       exit non-zero if SUMMARY.md or the plot is stale
 //
 // The figures are read from the newest result file of each benchmark
 // (<name>-<UTC stamp>.txt, so the names sort by time) with the regular
@@ -68,20 +70,32 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/summary:", err)
 		os.Exit(1)
 	}
-	path := filepath.Join(*dir, "SUMMARY.md")
-	if *check {
-		old, err := os.ReadFile(path) //nolint:gosec // the summary file in -dir
-		if err != nil || !bytes.Equal(old, out) {
-			fmt.Fprintf(os.Stderr, "bench/summary: %s is stale; run go run ./bench/summary\n", path)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil { //nolint:gosec // results are meant to be read
+	svg, source, err := latencyPlot(*dir)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/summary:", err)
 		os.Exit(1)
 	}
-	fmt.Println("bench/summary: wrote", path)
+	files := map[string][]byte{filepath.Join(*dir, "SUMMARY.md"): out}
+	if svg != nil {
+		files[filepath.Join(*dir, "mcproxy-latency.svg")] = svg
+		out = append(out, fmt.Sprintf("\nmc-proxy and its peers' HTTP/1.1 latency percentiles, from %s: [mcproxy-latency.svg](mcproxy-latency.svg)\n", source)...)
+		files[filepath.Join(*dir, "SUMMARY.md")] = out
+	}
+	for path, data := range files {
+		if *check {
+			old, err := os.ReadFile(path) //nolint:gosec // a file this command writes in -dir
+			if err != nil || !bytes.Equal(old, data) {
+				fmt.Fprintf(os.Stderr, "bench/summary: %s is stale; run go run ./bench/summary\n", path)
+				os.Exit(1)
+			}
+			continue
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil { //nolint:gosec // results are meant to be read
+			fmt.Fprintln(os.Stderr, "bench/summary:", err)
+			os.Exit(1)
+		}
+		fmt.Println("bench/summary: wrote", path)
+	}
 }
 
 // latest returns the newest result file of bench in dir ("" if none).
