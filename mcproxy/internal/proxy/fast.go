@@ -560,11 +560,12 @@ func (fc *fastConn) exchange() (keep bool) {
 
 // roundTrip sends fc.req to the backend (see backendRoundTrip).
 func (fc *fastConn) roundTrip() (*http.Response, *backendConn, error) {
-	return backendRoundTrip(fc.acquire, backendRequest{
+	res, b, _, err := backendRoundTrip(context.Background(), fc.acquire, backendRequest{
 		write: fc.writeRequest,
 		head:  fc.req.method == http.MethodHead,
 		on1xx: fc.writeInformational,
 	})
+	return res, b, err
 }
 
 // writeRequest writes fc.req as the backend gets it.

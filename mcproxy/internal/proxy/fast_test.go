@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -538,5 +539,45 @@ func TestFastPathSilentClientClosed(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // a failure shows in the read
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("silent connection: %v, want it closed (EOF) by the proxy", err)
+	}
+}
+
+// TestPooledClientGoneEndsBackendWait: an HTTP/2 client that gives up on
+// a request (its stream reset) ends the proxy's wait on the pooled
+// backend connection at once, as it cancels a transport's request: the
+// backend sees that connection closed, not held until it answers.
+func TestPooledClientGoneEndsBackendWait(t *testing.T) {
+	pki := tlstest.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan struct{}, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		// Never answer; report when the proxy closes the connection.
+		_, _ = io.Copy(io.Discard, c)
+		closed <- struct{}{}
+	}()
+	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, l7Route(t, pki, "app.test", ln.Addr().String()))
+	c := httpClient(pki, env.addrs["https"], nil, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://app.test/poll", nil)
+	if _, err := c.Do(req); err == nil {
+		t.Fatal("the request got an answer")
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend connection was still open 5 s after the client gave up")
 	}
 }

@@ -171,7 +171,7 @@ func (ex *exchange) forwardPooled(out *http.Request, p *backendPool) {
 	uri := out.URL.RequestURI()
 	// http.Transport says a POST, PUT or PATCH without a body has none.
 	emptyBody := out.Method == http.MethodPost || out.Method == http.MethodPut || out.Method == http.MethodPatch
-	res, b, err := backendRoundTrip(p.acquire, backendRequest{
+	res, b, stop, err := backendRoundTrip(ex.in.Context(), p.acquire, backendRequest{
 		write: func(w *bufio.Writer) {
 			_, _ = w.WriteString(out.Method)
 			_ = w.WriteByte(' ')
@@ -198,8 +198,9 @@ func (ex *exchange) forwardPooled(out *http.Request, p *backendPool) {
 	relayed := false
 	defer func() {
 		// relay panics (ErrAbortHandler) when the answer cannot be
-		// completed; the connection then goes.
-		if relayed && !res.Close && b.br.Buffered() == 0 {
+		// completed; the connection then goes, as it does when the
+		// client went away (its deadline may be in the past).
+		if stop() && relayed && !res.Close && b.br.Buffered() == 0 {
 			p.put(b)
 		} else {
 			b.close()

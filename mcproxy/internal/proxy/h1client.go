@@ -40,23 +40,39 @@ type backendRequest struct {
 // it while it was idle) is sent once more on a new one (acquire(true)):
 // the whole request is in memory. The answer's body is read from the
 // returned connection, which the caller keeps or closes.
-func backendRoundTrip(acquire func(fresh bool) (*backendConn, error), req backendRequest) (*http.Response, *backendConn, error) {
+//
+// When ctx ends (the client went away) the connection's reads and writes
+// fail at once. The caller calls stop once done with the connection: a
+// false from it means ctx ended meanwhile, and the connection must not be
+// kept.
+func backendRoundTrip(ctx context.Context, acquire func(fresh bool) (*backendConn, error), req backendRequest) (
+	res *http.Response, b *backendConn, stop func() bool, err error,
+) {
 	for attempt := 0; ; attempt++ {
 		b, err := acquire(attempt > 0)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		stop := noStop
+		if ctx.Done() != nil {
+			stop = context.AfterFunc(ctx, func() {
+				b.c.SetDeadline(time.Unix(1, 0)) //nolint:errcheck,gosec // wakes the reads and writes
+			})
 		}
 		res, err := b.send(req)
 		if err == nil {
-			return res, b, nil
+			return res, b, stop, nil
 		}
+		stop()
 		b.close()
 		var stale *staleConnError
-		if attempt > 0 || !errors.As(err, &stale) {
-			return nil, nil, err
+		if attempt > 0 || ctx.Err() != nil || !errors.As(err, &stale) {
+			return nil, nil, nil, err
 		}
 	}
 }
+
+func noStop() bool { return true }
 
 // writeFields writes a header's fields as they are, unsorted (net/http's
 // Header.Write sorts them, at a tenth of the cost of a request). A value
