@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -279,25 +280,30 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 // Listen binds UDP and TCP on the configured address. With port 0 the
 // kernel picks the UDP port and TCP takes the same one, as a client that
-// retries a truncated answer over TCP expects. On a machine with several
-// cores (GOMAXPROCS > 1) the UDP socket allows SO_REUSEPORT siblings, which
-// Serve opens, one per core.
+// retries a truncated answer over TCP expects; when another program holds
+// that port for TCP, a new UDP port is picked (a few times). On a machine
+// with several cores (GOMAXPROCS > 1) the UDP socket allows SO_REUSEPORT
+// siblings, which Serve opens, one per core.
 func (s *Server) Listen(ctx context.Context) (net.PacketConn, net.Listener, error) {
 	var lc net.ListenConfig
-	udp, err := udpListenConfig(runtime.GOMAXPROCS(0) > 1).ListenPacket(ctx, "udp", s.cfg.ListenAddr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dns listen udp %s: %w", s.cfg.ListenAddr, err)
-	}
-	tcpAddr := s.cfg.ListenAddr
-	if host, port, err := net.SplitHostPort(tcpAddr); err == nil && port == "0" {
-		if ua, ok := udp.LocalAddr().(*net.UDPAddr); ok {
+	host, port, splitErr := net.SplitHostPort(s.cfg.ListenAddr)
+	anyPort := splitErr == nil && port == "0"
+	for attempt := 0; ; attempt++ {
+		udp, err := udpListenConfig(runtime.GOMAXPROCS(0) > 1).ListenPacket(ctx, "udp", s.cfg.ListenAddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns listen udp %s: %w", s.cfg.ListenAddr, err)
+		}
+		tcpAddr := s.cfg.ListenAddr
+		if ua, ok := udp.LocalAddr().(*net.UDPAddr); ok && anyPort {
 			tcpAddr = net.JoinHostPort(host, strconv.Itoa(ua.Port))
 		}
-	}
-	tcp, err := lc.Listen(ctx, "tcp", tcpAddr)
-	if err != nil {
+		tcp, err := lc.Listen(ctx, "tcp", tcpAddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
 		_ = udp.Close()
-		return nil, nil, fmt.Errorf("dns listen tcp %s: %w", tcpAddr, err)
+		if !anyPort || attempt == 9 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("dns listen tcp %s: %w", tcpAddr, err)
+		}
 	}
-	return udp, tcp, nil
 }
