@@ -561,9 +561,10 @@ func (fc *fastConn) exchange() (keep bool) {
 // roundTrip sends fc.req to the backend (see backendRoundTrip).
 func (fc *fastConn) roundTrip() (*http.Response, *backendConn, error) {
 	res, b, _, err := backendRoundTrip(context.Background(), fc.acquire, backendRequest{
-		write: fc.writeRequest,
-		head:  fc.req.method == http.MethodHead,
-		on1xx: fc.writeInformational,
+		write:      fc.writeRequest,
+		head:       fc.req.method == http.MethodHead,
+		on1xx:      fc.writeInformational,
+		replayable: replayable(fc.req.method),
 	})
 	return res, b, err
 }

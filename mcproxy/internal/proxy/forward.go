@@ -185,8 +185,9 @@ func (ex *exchange) forwardPooled(out *http.Request, p *backendPool) {
 			writeFields(w, h)
 			_, _ = w.WriteString("\r\n")
 		},
-		head:  out.Method == http.MethodHead,
-		on1xx: func(res *http.Response) error { return ex.got1xx(res.StatusCode, textproto.MIMEHeader(res.Header)) },
+		head:       out.Method == http.MethodHead,
+		on1xx:      func(res *http.Response) error { return ex.got1xx(res.StatusCode, textproto.MIMEHeader(res.Header)) },
+		replayable: replayable(out.Method),
 	})
 	ex.mu.Lock()
 	ex.roundTripDone = true

@@ -32,14 +32,25 @@ type backendRequest struct {
 	head bool
 	// on1xx relays an informational answer.
 	on1xx func(res *http.Response) error
+	// replayable is set for a request that may be sent twice (GET, HEAD,
+	// OPTIONS, as http.Transport decides).
+	replayable bool
+}
+
+// replayable reports whether a request in method may be sent again after
+// a reused connection failed under it.
+func replayable(method string) bool {
+	return method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 }
 
 // backendRoundTrip writes req to a backend connection from acquire and
-// reads the final answer's head, relaying 1xx answers. A request that
-// fails on a reused connection before any answer byte (the backend closed
-// it while it was idle) is sent once more on a new one (acquire(true)):
-// the whole request is in memory. The answer's body is read from the
-// returned connection, which the caller keeps or closes.
+// reads the final answer's head, relaying 1xx answers. A backend may close
+// a connection while it sits idle in the pool: a replayable request that
+// fails on a reused connection before any answer byte is sent once more on
+// a new one (acquire(true); the whole request is in memory), and any other
+// request first checks that the reused connection is still open, so it is
+// never sent twice. The answer's body is read from the returned
+// connection, which the caller keeps or closes.
 //
 // When ctx ends (the client went away) the connection's reads and writes
 // fail at once. The caller calls stop once done with the connection: a
@@ -50,6 +61,10 @@ func backendRoundTrip(ctx context.Context, acquire func(fresh bool) (*backendCon
 ) {
 	for attempt := 0; ; attempt++ {
 		b, err := acquire(attempt > 0)
+		if err == nil && b.reused && !req.replayable && !b.open() {
+			b.close()
+			b, err = acquire(true)
+		}
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -66,7 +81,7 @@ func backendRoundTrip(ctx context.Context, acquire func(fresh bool) (*backendCon
 		stop()
 		b.close()
 		var stale *staleConnError
-		if attempt > 0 || ctx.Err() != nil || !errors.As(err, &stale) {
+		if attempt > 0 || !req.replayable || ctx.Err() != nil || !errors.As(err, &stale) {
 			return nil, nil, nil, err
 		}
 	}
@@ -153,6 +168,35 @@ type backendConn struct {
 	idleAt time.Time
 	// reused is set once the connection has answered a request.
 	reused bool
+}
+
+// open reports whether an idle connection is still open: the socket has
+// nothing to read (no end of stream, no stray bytes), which a peek that
+// does not wait tells without taking anything from it.
+func (b *backendConn) open() bool {
+	if b.br.Buffered() > 0 {
+		return false
+	}
+	raw := b.c
+	if tc, ok := raw.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	sc, ok := raw.(syscall.Conn)
+	if !ok {
+		return true // cannot tell; the send finds out
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := false
+	var one [1]byte
+	err = rc.Read(func(fd uintptr) bool {
+		_, _, rerr := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = errors.Is(rerr, syscall.EAGAIN)
+		return true
+	})
+	return err == nil && open
 }
 
 func (b *backendConn) close() {
