@@ -299,15 +299,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 					t.Errorf("noFast=%v: fast path answered %d requests, want %d", noFast, got, map[bool]int64{true: 0, false: tc.fast}[noFast])
 				}
 			}
-			if answers[0] != answers[1] {
-				t.Errorf("answers differ\nnet/http:\n%s\nfast path:\n%s", answers[0], answers[1])
-			}
-			if seen[0] != seen[1] {
-				t.Errorf("backend saw different requests\nnet/http:\n%s\nfast path:\n%s", seen[0], seen[1])
-			}
-			if testing.Verbose() {
-				t.Logf("answers:\n%s\nbackend:\n%s", answers[1], seen[1])
-			}
+			compareRuns(t, "net/http", "fast path", answers, seen)
 		})
 	}
 }
@@ -515,11 +507,18 @@ func TestPooledMatchesTransport(t *testing.T) {
 			t.Errorf("fast path answered %d requests of HTTP/2 clients", got)
 		}
 	}
+	compareRuns(t, "http.Transport", "pool", answers, seen)
+}
+
+// compareRuns requires two runs (named a and b) to have given the same
+// answers and the same requests at the backend.
+func compareRuns(t *testing.T, a, b string, answers, seen [2]string) {
+	t.Helper()
 	if answers[0] != answers[1] {
-		t.Errorf("answers differ\nhttp.Transport:\n%s\npool:\n%s", answers[0], answers[1])
+		t.Errorf("answers differ\n%s:\n%s\n%s:\n%s", a, answers[0], b, answers[1])
 	}
 	if seen[0] != seen[1] {
-		t.Errorf("backend saw different requests\nhttp.Transport:\n%s\npool:\n%s", seen[0], seen[1])
+		t.Errorf("backend saw different requests\n%s:\n%s\n%s:\n%s", a, seen[0], b, seen[1])
 	}
 	if testing.Verbose() {
 		t.Logf("answers:\n%s\nbackend:\n%s", answers[1], seen[1])
