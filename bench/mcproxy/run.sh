@@ -871,7 +871,7 @@ cost_report() {
 {
 	echo "# bench/mcproxy: mc-proxy L7 and L4 vs haproxy, caddy and nginx, HTTPS on loopback, 1 KiB responses"
 	echo "# command: bench/mcproxy/run.sh (BENCH_DURATION=${dur}s)"
-	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- mcproxy bench 2>/dev/null && [ -z "$(git ls-files --others --exclude-standard mcproxy bench 2>/dev/null)" ] || echo ' (with uncommitted changes in mcproxy/ or bench/)')"
+	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- mcproxy bench ':!bench/results' 2>/dev/null && [ -z "$(git ls-files --others --exclude-standard mcproxy bench ':!bench/results' 2>/dev/null)" ] || echo ' (with uncommitted changes in mcproxy/ or bench/)')"
 	echo "# machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
 	echo "# load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 	echo "# pinning: $pinning; every server single-threaded (Go: GOMAXPROCS follows the pinned CPU; haproxy: nbthread 1; nginx: worker_processes 1)"
