@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"git.metacircular.net/metacircular/bench/internal/benchkit"
 )
 
 // workload is one kind of request the load generator sends back to back.
@@ -240,32 +242,11 @@ func (m memory) String() string {
 
 // readMemory reads VmRSS and VmHWM from /proc/<pid>/status.
 func readMemory(pid int) (memory, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	rss, hwm, err := benchkit.Memory(pid)
 	if err != nil {
 		return memory{}, fmt.Errorf("memory of %d: %w", pid, err)
 	}
-	var m memory
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		dst := map[string]*int64{"VmRSS": &m.rssKiB, "VmHWM": &m.hwmKiB}[k]
-		if dst == nil {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) != 2 || f[1] != "kB" {
-			return memory{}, fmt.Errorf("memory of %d: %s: unexpected %q", pid, k, v)
-		}
-		if *dst, err = strconv.ParseInt(f[0], 10, 64); err != nil {
-			return memory{}, fmt.Errorf("memory of %d: %s: %w", pid, k, err)
-		}
-	}
-	if m.rssKiB == 0 || m.hwmKiB == 0 {
-		return memory{}, fmt.Errorf("memory of %d: no VmRSS/VmHWM in /proc status", pid)
-	}
-	return m, nil
+	return memory{rssKiB: rss, hwmKiB: hwm}, nil
 }
 
 // resetPeak restarts the process's VmHWM at its current resident set
@@ -305,7 +286,7 @@ func summarize(ss []sample) summary {
 		cli += s.cliCPU
 	}
 	out.requests = len(lats)
-	out.rate = median(out.rates)
+	out.rate = benchkit.Median(out.rates)
 	if out.requests == 0 {
 		return out
 	}
@@ -319,16 +300,4 @@ func summarize(ss []sample) summary {
 	out.srvPerReq = srv / time.Duration(out.requests)
 	out.cliPerReq = cli / time.Duration(out.requests)
 	return out
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -71,7 +71,7 @@ func (r report) String() string {
 	}
 
 	v, e, nt := r.find("token_validate"), r.find("empty_jwks"), r.find("validate_no_token")
-	ratio := median(r.ratios)
+	ratio := benchkit.Median(r.ratios)
 	verdict := "met"
 	if ratio < targetRatio {
 		verdict = "NOT met"
@@ -93,7 +93,7 @@ func (r report) String() string {
 		rawCPU = append(rawCPU, ms(x.cpu))
 		rawCalls += x.calls
 	}
-	raw := median(rawRates)
+	raw := benchkit.Median(rawRates)
 	workers := 0
 	if len(r.raws) > 0 {
 		workers = r.raws[0].workers
@@ -101,7 +101,7 @@ func (r report) String() string {
 	fmt.Fprintf(&b, "logins: %.1f/s at %d clients (%s); raw Argon2id (x/crypto/argon2.IDKey, same parameters, %d goroutines in this process, server idle): %.1f/s (%s, %d hashes) — logins/raw %.2f\n",
 		l.rate, r.o.loginClients, floats(l.rates, "%.1f"), workers, raw, floats(rawRates, "%.1f"), rawCalls, l.rate/raw)
 	fmt.Fprintf(&b, "  CPU per login (server) / per raw Argon2id hash (this process): %.0f / %.0f ms (%.2f): a login is its Argon2id run\n",
-		ms(l.srvPerReq), median(rawCPU), ms(l.srvPerReq)/median(rawCPU))
+		ms(l.srvPerReq), benchkit.Median(rawCPU), ms(l.srvPerReq)/benchkit.Median(rawCPU))
 	fmt.Fprintf(&b, "auth_cache: mcdsl/auth Client.ValidateToken on a cached token, in process, %d goroutines: %.0f/s (%d calls, %.0f ns of CPU per call)\n",
 		r.cached.workers, r.cached.rate, r.cached.calls, float64(r.cached.cpu))
 	fmt.Fprintf(&b, "mcias memory (/proc/<pid>/status): idle, started and nothing asked yet (its one Argon2id run at start, the unknown-user equalizer, still resident): %s\n", r.idle)

@@ -275,6 +275,24 @@ protos=(http1 h2c tls tls-h2)
 # kinds_for PROTO: handshakes are measured with the http1 backend only.
 kinds_for() { if [ "$1" = http1 ]; then echo "h1 h2 hs"; else echo "h1 h2"; fi; }
 
+# measure_proxy ID NAME PID PROTO L7PORT [L4PORT]: the L7 measurements of
+# a started proxy (ID as in mcproxy, NAME as in the rows: "mc-proxy"), its
+# RSS, and for backend http1 with an L4 port the L4 ones too.
+measure_proxy() {
+	local id=$1 name=$2 pid=$3 proto=$4 l7=$5 l4=${6:-}
+	started "$id-l7-$proto" "$pid" "$l7"
+	echo "bench/mcproxy: $name L7 :$l7 (backend $proto)"
+	measure "$id-l7-$proto" "$l7" "$pid" "$(kinds_for "$proto")"
+	peaked "$id-l7-$proto" "$pid"
+	rows+=("$id-l7-$proto:$name L7, backend $proto")
+	if [ "$proto" = http1 ] && [ -n "$l4" ]; then
+		wait_ready "https://localhost:$l4/" "$id"
+		echo "bench/mcproxy: $name L4 :$l4"
+		measure "$id-l4" "$l4" "$pid" "h1 h2 hs"
+		rows+=("$id-l4:$name L4")
+	fi
+}
+
 # start_mcproxy L7PORT L4PORT ARGS...: starts benchproxy proxy on CPU 0 (L4
 # to the backend's TLS port; ARGS name the L7 backend) and sets mc_pid.
 start_mcproxy() {
@@ -297,17 +315,7 @@ for proto in "${protos[@]}"; do
 	tls-h2) be=(-backend "127.0.0.1:$be_tls" -backend-protocol auto -backend-tls -backend-ca "$ca" -backend-server-name localhost) ;;
 	esac
 	start_mcproxy "$mc7" "$mc4" "${be[@]}"
-	started "mcproxy-l7-$proto" "$mc_pid" "$mc7"
-	echo "bench/mcproxy: mc-proxy L7 :$mc7 (backend $proto)"
-	measure "mcproxy-l7-$proto" "$mc7" "$mc_pid" "$(kinds_for "$proto")"
-	peaked "mcproxy-l7-$proto" "$mc_pid"
-	rows+=("mcproxy-l7-$proto:mc-proxy L7, backend $proto")
-	if [ "$proto" = http1 ]; then
-		wait_ready "https://localhost:$mc4/" mcproxy
-		echo "bench/mcproxy: mc-proxy L4 :$mc4"
-		measure mcproxy-l4 "$mc4" "$mc_pid" "h1 h2 hs"
-		rows+=("mcproxy-l4:mc-proxy L4")
-	fi
+	measure_proxy mcproxy mc-proxy "$mc_pid" "$proto" "$mc7" "$mc4"
 	stop_server "$mc_pid"
 done
 
@@ -357,17 +365,7 @@ for proto in "${protos[@]}"; do
 	"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
 	pids+=($!)
 	ha_pid=$!
-	started "haproxy-l7-$proto" "$ha_pid" "$ha7"
-	echo "bench/mcproxy: haproxy L7 :$ha7 (backend $proto)"
-	measure "haproxy-l7-$proto" "$ha7" "$ha_pid" "$(kinds_for "$proto")"
-	peaked "haproxy-l7-$proto" "$ha_pid"
-	rows+=("haproxy-l7-$proto:haproxy L7, backend $proto")
-	if [ "$proto" = http1 ]; then
-		wait_ready "https://localhost:$ha4/" haproxy
-		echo "bench/mcproxy: haproxy L4 :$ha4"
-		measure haproxy-l4 "$ha4" "$ha_pid" "h1 h2 hs"
-		rows+=("haproxy-l4:haproxy L4")
-	fi
+	measure_proxy haproxy haproxy "$ha_pid" "$proto" "$ha7" "$ha4"
 	stop_server "$ha_pid"
 done
 
@@ -408,11 +406,7 @@ CFG
 		"${server_cpu[@]}" caddy run --adapter caddyfile --config "$tmp/Caddyfile" >>"$tmp/caddy.log" 2>&1 &
 	pids+=($!)
 	ca_pid=$!
-	started "caddy-l7-$proto" "$ca_pid" "$ca7"
-	echo "bench/mcproxy: caddy L7 :$ca7 (backend $proto)"
-	measure "caddy-l7-$proto" "$ca7" "$ca_pid" "$(kinds_for "$proto")"
-	peaked "caddy-l7-$proto" "$ca_pid"
-	rows+=("caddy-l7-$proto:caddy L7, backend $proto")
+	measure_proxy caddy caddy "$ca_pid" "$proto" "$ca7"
 	stop_server "$ca_pid"
 done
 
@@ -480,11 +474,7 @@ for proto in http1 tls; do
 	"${server_cpu[@]}" nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >>"$tmp/nginx.log" 2>&1 &
 	pids+=($!)
 	ng_pid=$!
-	started "nginx-l7-$proto" "$ng_pid" "$ng7"
-	echo "bench/mcproxy: nginx L7 :$ng7 (backend $proto)"
-	measure "nginx-l7-$proto" "$ng7" "$ng_pid" "$(kinds_for "$proto")"
-	peaked "nginx-l7-$proto" "$ng_pid"
-	rows+=("nginx-l7-$proto:nginx L7, backend $proto")
+	measure_proxy nginx nginx "$ng_pid" "$proto" "$ng7"
 	cat "$nd/error.log" >>"$tmp/nginx.log" 2>/dev/null || true
 	stop_server "$ng_pid"
 done

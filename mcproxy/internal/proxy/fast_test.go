@@ -304,10 +304,8 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	}
 }
 
-// fastExchange runs steps over one TLS connection (ALPN http/1.1) and
-// describes the answers. split sends each step in two writes, its last
-// six bytes 50 ms after the rest.
-func fastExchange(t *testing.T, pki *tlstest.PKI, addr string, steps []fastStep, split bool) string {
+// dialH1 opens a TLS connection to addr for app.test, ALPN http/1.1.
+func dialH1(t *testing.T, pki *tlstest.PKI, addr string) *tls.Conn {
 	t.Helper()
 	cfg := pki.ClientConfig()
 	cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
@@ -315,6 +313,15 @@ func fastExchange(t *testing.T, pki *tlstest.PKI, addr string, steps []fastStep,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// fastExchange runs steps over one TLS connection (ALPN http/1.1) and
+// describes the answers. split sends each step in two writes, its last
+// six bytes 50 ms after the rest.
+func fastExchange(t *testing.T, pki *tlstest.PKI, addr string, steps []fastStep, split bool) string {
+	t.Helper()
+	c := dialH1(t, pki, addr)
 	defer c.Close()
 	br := bufio.NewReader(c)
 	var out bytes.Buffer
@@ -408,12 +415,7 @@ func TestFastPathShutdownClosesIdle(t *testing.T) {
 	backend := newScriptedBackend(t)
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}, ShutdownTimeout: 30 * time.Second},
 		l7Route(t, pki, "app.test", backend.addr))
-	cfg := pki.ClientConfig()
-	cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-	c, err := tls.Dial("tcp", env.addrs["https"], cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, pki, env.addrs["https"])
 	defer c.Close()
 	if _, err := io.WriteString(c, get1("/a")); err != nil {
 		t.Fatal(err)
@@ -534,12 +536,7 @@ func TestFastPathSilentClientClosed(t *testing.T) {
 	backend := newScriptedBackend(t)
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}, HelloTimeout: 300 * time.Millisecond, IdleTimeout: time.Hour},
 		l7Route(t, pki, "app.test", backend.addr))
-	cfg := pki.ClientConfig()
-	cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-	c, err := tls.Dial("tcp", env.addrs["https"], cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, pki, env.addrs["https"])
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // a failure shows in the read
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {

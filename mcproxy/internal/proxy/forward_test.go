@@ -306,34 +306,9 @@ func TestAbortedAnswerStaysIncomplete(t *testing.T) {
 // sit in net/http's read buffer, not in the hijacked connection.
 func TestUpgradeCarriesEarlyBytes(t *testing.T) {
 	pki := tlstest.New(t)
-	ws := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "want upgrade", http.StatusBadRequest)
-			return
-		}
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		for {
-			line, err := brw.ReadString('\n')
-			if err != nil {
-				return
-			}
-			_, _ = brw.WriteString("ws " + line)
-			_ = brw.Flush()
-		}
-	}))
+	ws := wsEchoBackend(t)
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, l7Route(t, pki, "app.test", ws))
-	cfg := pki.ClientConfig()
-	cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-	c, err := tlsDial(env.addrs["https"], cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, pki, env.addrs["https"])
 	defer c.Close()
 	if _, err := c.Write([]byte("GET /ws HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nearly\n")); err != nil {
 		t.Fatal(err)

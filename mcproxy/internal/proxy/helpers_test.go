@@ -267,3 +267,31 @@ func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 func tlsDial(addr string, cfg *tls.Config) (*tls.Conn, error) {
 	return tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
 }
+
+// wsEchoBackend is a websocket-like backend: it switches protocols on an
+// Upgrade: websocket request and then answers each line with "ws " and
+// the line.
+func wsEchoBackend(t testing.TB) string {
+	t.Helper()
+	return serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want upgrade", http.StatusBadRequest)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			_, _ = brw.WriteString("ws " + line)
+			_ = brw.Flush()
+		}
+	}))
+}

@@ -189,27 +189,7 @@ func TestFirewallRate(t *testing.T) {
 func TestDrain(t *testing.T) {
 	pki := tlstest.New(t)
 	l4 := tlsBackend(t, pki, "l4.test", "l4")
-	ws := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "want upgrade", 400)
-			return
-		}
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		for {
-			line, err := brw.ReadString('\n')
-			if err != nil {
-				return
-			}
-			_, _ = brw.WriteString("ws " + line)
-			_ = brw.Flush()
-		}
-	}))
+	ws := wsEchoBackend(t)
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}, ShutdownTimeout: 20 * time.Second},
 		route.Route{Listener: "https", Hostname: "l4.test", Mode: route.L4, Backend: l4},
 		l7Route(t, pki, "ws.test", ws))

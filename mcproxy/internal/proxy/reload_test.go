@@ -206,12 +206,7 @@ func TestRouteRemovalClosesIdleConnection(t *testing.T) {
 	pki := tlstest.New(t)
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}, IdleTimeout: time.Hour},
 		l7Route(t, pki, "app.test", echoBackend(t, "app")))
-	cfg := pki.ClientConfig()
-	cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-	c, err := tlsDial(env.addrs["https"], cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, pki, env.addrs["https"])
 	defer c.Close()
 	br := bufio.NewReader(c)
 	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")); err != nil {
@@ -260,12 +255,7 @@ func TestRouteChangeRacingConnection(t *testing.T) {
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, l7Route(t, pki, "app.test", a.addr))
 	late := func(change []route.Route, want string) {
 		t.Helper()
-		cfg := pki.ClientConfig()
-		cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-		c, err := tlsDial(env.addrs["https"], cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialH1(t, pki, env.addrs["https"])
 		defer c.Close()
 		env.srv.SetRoutes(mustTable(t, change...))
 		if _, err := c.Write([]byte("GET /late HTTP/1.1\r\nHost: app.test\r\n\r\n")); err != nil {

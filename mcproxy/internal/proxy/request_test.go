@@ -69,12 +69,7 @@ func (rec *recorder) paths() []string {
 // without answering anything else.
 func rawExchange(t *testing.T, pki *tlstest.PKI, addr, raw string) (*http.Response, bool) {
 	t.Helper()
-	cfg := pki.ClientConfig()
-	cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-	c, err := tlsDial(addr, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialH1(t, pki, addr)
 	defer c.Close()
 	if _, err := c.Write([]byte(raw)); err != nil {
 		t.Fatal(err)
@@ -347,12 +342,7 @@ func TestSlowAndIdleClientsClosed(t *testing.T) {
 	env := startProxy(t, Options{Listeners: []Listener{listener("https")}, HelloTimeout: 500 * time.Millisecond, IdleTimeout: 500 * time.Millisecond},
 		l7Route(t, pki, "app.test", echoBackend(t, "app")))
 	dial := func() *tls.Conn {
-		cfg := pki.ClientConfig()
-		cfg.ServerName, cfg.NextProtos = "app.test", []string{"http/1.1"}
-		c, err := tlsDial(env.addrs["https"], cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialH1(t, pki, env.addrs["https"])
 		return c
 	}
 	// closedWithin reads c until it ends; false if it is still open
