@@ -11,19 +11,24 @@
 #   BENCH_RATE=10000    queries/s of the fixed-load latency measurement
 #   BENCH_ROUNDS=3      rounds; the report gives each figure's median
 #
-# Two configurations, each measured BENCH_ROUNDS times, the servers taking
-# turns within a round (so a busy moment on this shared machine hits one
-# round of every server rather than every round of one):
-#   pinned  each server alone on CPU 0 with one worker thread (MCNS and
+# Two configurations, each measured BENCH_ROUNDS times:
+#   pinned  every server on CPU 0 with one worker thread (MCNS and
 #           CoreDNS: GOMAXPROCS=1); dnsperf on CPU 1
-#   2-core  each server on both cores with two workers (MCNS and CoreDNS:
+#   2-core  every server on both cores with two workers (MCNS and CoreDNS:
 #           GOMAXPROCS=2; knot udp-workers 2; unbound num-threads 2);
 #           dnsperf unpinned
-# Two measurements per server and round:
+# In a round all four servers run at once and take turns in 2-second
+# slices (the order reversed every other slice), each being queried while
+# the others sit idle. This machine is a VM whose host now and then slows
+# both CPUs for seconds at a time; measured in turns, such a spell falls on
+# every server's slices alike instead of on whichever server had the
+# machine then (a p99 taken of one server alone moved by a factor of ten
+# from one 8-second run to the next). Two loads per server and round, each
+# BENCH_DURATION long in all:
 #   throughput  dnsperf as fast as it can, 4 sockets, 200 queries in flight
-#   latency     dnsperf at BENCH_RATE queries/s with -v; p50/p99 come from
-#               the per-query latencies it prints (dnsperf 2.10 has no
-#               histogram option)
+#   latency     dnsperf at BENCH_RATE queries/s with -v; the percentiles
+#               come from the per-query latencies it prints (dnsperf 2.10
+#               has no histogram option), pooled over every round
 # Memory: VmRSS from /proc/<pid>/status once the server answers (idle),
 # the largest VmRSS sampled during the measurements (load), and VmHWM at
 # the end (the peak over the server's life, loading the zone included).
@@ -56,6 +61,13 @@ if ! [[ $rounds =~ ^[1-9][0-9]*$ ]]; then
 	echo "bench/mcns: BENCH_ROUNDS must be a positive number" >&2
 	exit 2
 fi
+
+# Each round gives each server its time in slices (see measure_round).
+slice=2
+if ((dur < 2)); then
+	slice=1
+fi
+slices=$((dur / slice))
 
 # dnsperf, the peers, dig (readiness checks), taskset and ss.
 scripts/deps.sh pkgs dnsperf knot unbound dnsutils util-linux iproute2
@@ -140,14 +152,26 @@ stop_server() {
 # status_kb PID FIELD: a VmRSS/VmHWM figure of the process, in kB.
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
-# sample_rss PID FILE: writes the largest VmRSS seen until killed.
+# sample_rss PID:FILE...: writes into each FILE the largest VmRSS of its
+# process seen until killed (or until every process has ended). Shell
+# builtins only, so that sampling four servers costs one sleep per tick.
 sample_rss() {
-	local most=0 kb
-	while kb=$(status_kb "$1" VmRSS 2>/dev/null) && [ -n "$kb" ]; do
-		if ((kb > most)); then
-			most=$kb
-			echo "$most" >"$2"
-		fi
+	local -A most=()
+	local pf k v alive
+	while :; do
+		alive=0
+		for pf in "$@"; do
+			while read -r k v _; do
+				if [ "$k" = VmRSS: ]; then
+					alive=1
+					if ((v > ${most[$pf]:-0})); then
+						most[$pf]=$v
+						echo "$v" >"${pf#*:}"
+					fi
+				fi
+			done <"/proc/${pf%%:*}/status" 2>/dev/null || true
+		done
+		((alive)) || return 0
 		sleep 0.25
 	done
 }
@@ -244,29 +268,57 @@ EOF
 	wait_ready "$port" "$name" "$server_pid"
 }
 
-# measure CONFIG NAME ROUND: both dnsperf runs and the memory figures, in
-# $tmp/res/CONFIG.NAME.ROUND.{tput,lat,rss}.
-measure() {
-	local config=$1 name=$2 round=$3 port client=()
-	local out=$tmp/res/$config.$name.$round
+# measure_round CONFIG ROUND: one round of CONFIG. Every server is started
+# at once (pinned: all on CPU 0; a server not being queried is idle), then
+# they take turns in slices of $slice seconds: each gets a throughput slice,
+# then each a latency slice, $slices times, the order reversed every other
+# time. A busy moment of this shared machine (a neighbour on the host can
+# slow both CPUs for seconds) so falls on every server's slices alike,
+# rather than on whichever server was being measured. Writes
+# $tmp/res/CONFIG.NAME.ROUND.{tput,lat,rss}: the slices' dnsperf outputs
+# one after another, and the memory figures.
+measure_round() {
+	local config=$1 round=$2 s i out sampler order=() client=() watch=()
+	local -A sport spid
 	if [ "$config" = pinned ] && [ "$(nproc)" -ge 2 ]; then
 		client=(taskset -c 1)
 	fi
-	port=$(free_port 15500)
-	start_server "$config" "$name" "$port"
-	# Let the server finish starting up (loading, first collections).
+	for s in "${servers[@]}"; do
+		sport[$s]=$(free_port 15500)
+		start_server "$config" "$s" "${sport[$s]}"
+		spid[$s]=$server_pid
+	done
+	# Let the servers finish starting up (loading, first collections).
 	sleep 1
-	local idle
-	idle=$(status_kb "$server_pid" VmRSS)
-	echo "$idle" >"$out.load"
-	sample_rss "$server_pid" "$out.load" &
-	local sampler=$!
-	"${client[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/data/queries.txt" -l "$dur" -c 4 -q 200 >"$out.tput" 2>&1
-	"${client[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/data/queries.txt" -l "$dur" -Q "$rate" -v >"$out.lat" 2>&1
+	for s in "${servers[@]}"; do
+		out=$tmp/res/$config.$s.$round
+		: >"$out.tput"
+		: >"$out.lat"
+		status_kb "${spid[$s]}" VmRSS >"$out.idle"
+		cp "$out.idle" "$out.load"
+		watch+=("${spid[$s]}:$out.load")
+	done
+	sample_rss "${watch[@]}" &
+	sampler=$!
+	for i in $(seq "$slices"); do
+		order=("${servers[@]}")
+		if ((i % 2 == 0)); then
+			mapfile -t order < <(printf '%s\n' "${servers[@]}" | tac)
+		fi
+		for s in "${order[@]}"; do
+			"${client[@]}" dnsperf -s 127.0.0.1 -p "${sport[$s]}" -d "$tmp/data/queries.txt" -l "$slice" -c 4 -q 200 >>"$tmp/res/$config.$s.$round.tput" 2>&1
+		done
+		for s in "${order[@]}"; do
+			"${client[@]}" dnsperf -s 127.0.0.1 -p "${sport[$s]}" -d "$tmp/data/queries.txt" -l "$slice" -Q "$rate" -v >>"$tmp/res/$config.$s.$round.lat" 2>&1
+		done
+	done
 	kill "$sampler" 2>/dev/null || true
 	wait "$sampler" 2>/dev/null || true
-	echo "$idle $(cat "$out.load") $(status_kb "$server_pid" VmHWM)" >"$out.rss"
-	stop_server "$server_pid"
+	for s in "${servers[@]}"; do
+		out=$tmp/res/$config.$s.$round
+		echo "$(cat "$out.idle") $(cat "$out.load") $(status_kb "${spid[$s]}" VmHWM)" >"$out.rss"
+		stop_server "${spid[$s]}"
+	done
 }
 
 servers=(mcns knot unbound coredns)
@@ -274,10 +326,8 @@ configs=(pinned 2core)
 mcns_args=()
 for round in $(seq "$rounds"); do
 	for config in "${configs[@]}"; do
-		for s in "${servers[@]}"; do
-			echo "bench/mcns: round $round/$rounds, $config: $s (${dur}s + ${dur}s)"
-			measure "$config" "$s" "$round"
-		done
+		echo "bench/mcns: round $round/$rounds, $config: ${servers[*]} in turns, $slices slices of ${slice}s each (throughput, then latency)"
+		measure_round "$config" "$round"
 	done
 done
 
@@ -301,18 +351,32 @@ stop_server "$server_pid"
 cp "$tmp/mcns.cpu.pprof" "bench/results/mcns-$stamp.cpu.pprof"
 cp "$tmp/mcns.alloc.pprof" "bench/results/mcns-$stamp.alloc.pprof"
 
-# dnsperf statistics and percentiles.
-qps() { awk '/Queries per second:/ {printf "%.0f", $4}' "$1"; }
-avg_ms() { awk '/Average Latency \(s\):/ {printf "%.3f", $4 * 1000}' "$1"; }
-lost() { awk '/Queries lost:/ {print $3, $4}' "$1"; }
-rcodes() { sed -n 's/^ *Response codes: *//p' "$1"; }
-# pct FILE P: the P-th percentile of the per-query latencies, in ms.
+# dnsperf statistics, summed over the slices of a file (one dnsperf
+# output after another), and percentiles of the per-query latencies.
+qps() {
+	awk '/Queries completed:/ {n += $3} /Run time \(s\):/ {t += $4} END {if (t > 0) printf "%.0f", n / t; else print "n/a"}' "$@"
+}
+# avg_ms FILE: the average latency, each slice weighted by its queries.
+avg_ms() {
+	awk '/Queries completed:/ {n = $3} /Average Latency \(s\):/ {s += $4 * n; c += n} END {if (c > 0) printf "%.3f", s / c * 1000; else print "n/a"}' "$@"
+}
+lost() {
+	awk '/Queries sent:/ {s += $3} /Queries lost:/ {l += $3} END {if (s > 0) printf "%d (%.2f%%)", l, 100 * l / s}' "$@"
+}
+rcodes() {
+	sed -n 's/^ *Response codes: *//p' "$@" | tr ',' '\n' | awk '$1 != "" {n[$1] += $2; t += $2} END {
+		for (c in n) printf "%s %d (%.2f%%)\n", c, n[c], 100 * n[c] / t }' | sort | paste -sd, - | sed 's/,/, /g'
+}
+# latencies FILE...: the per-query latencies in the files, in ms, sorted.
+latencies() { awk '/^> / {print $NF * 1000}' "$@" | sort -g; }
+# pct P: the P-th percentile of the sorted numbers on stdin.
 pct() {
-	awk '/^> / {print $NF}' "$1" | sort -g | awk -v p="$2" '{v[NR] = $1} END {
+	awk -v p="$1" '{v[NR] = $1} END {
 		if (NR == 0) { print "n/a"; exit }
 		i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR
-		printf "%.3f", v[i] * 1000 }'
+		printf "%.3f", v[i] }'
 }
+mean() { awk '{s += $1} END {if (NR > 0) printf "%.3f", s / NR; else print "n/a"}'; }
 # median: the median of the numbers on stdin, one per line.
 median() {
 	sort -g | awk '{v[NR] = $1} END { if (NR == 0) { print "n/a"; exit }
@@ -327,43 +391,65 @@ across() {
 		echo
 	done
 }
+# all CONFIG NAME EXT: every round's file of that kind.
+all() {
+	local r
+	for r in $(seq "$rounds"); do
+		echo "$tmp/res/$1.$2.$r.$3"
+	done
+}
 f_qps() { qps "$1.tput"; }
 f_avg_max() { avg_ms "$1.tput"; }
-f_avg_rate() { avg_ms "$1.lat"; }
-f_p50() { pct "$1.lat" 50; }
-f_p99() { pct "$1.lat" 99; }
+f_p99() { latencies "$1.lat" | pct 99; }
 f_rss() { awk -v i="$2" '{printf "%.1f", $i / 1024}' "$1.rss"; }
 f_rss_idle() { f_rss "$1" 1; }
 f_rss_load() { f_rss "$1" 2; }
 f_rss_hwm() { f_rss "$1" 3; }
 med() { across "$@" | median; }
-# median_round CONFIG NAME: the round whose throughput is nearest the
-# median (the median itself with an odd number of rounds).
-median_round() {
-	local m r
-	m=$(across "$1" "$2" f_qps | median)
+# pooled CONFIG NAME: the latency figures over every query of every round
+# at the fixed rate: "avg p50 p99 p99.9", in ms.
+pooled() {
+	local f files
+	f=$(mktemp -p "$tmp")
+	mapfile -t files < <(all "$1" "$2" lat)
+	latencies "${files[@]}" >"$f"
+	echo "$(mean <"$f") $(pct 50 <"$f") $(pct 99 <"$f") $(pct 99.9 <"$f")"
+	rm -f "$f"
+}
+# paired CONFIG NAME: the median over the rounds of MCNS's queries/s
+# divided by NAME's in the same round.
+paired() {
+	local r
 	for r in $(seq "$rounds"); do
-		echo "$r $(qps "$tmp/res/$1.$2.$r.tput")"
-	done | awk -v m="$m" '{d = $2 - m; if (d < 0) d = -d} NR == 1 || d < best {best = d; r = $1} END {print r}'
+		awk -v a="$(qps "$tmp/res/$1.mcns.$r.tput")" -v b="$(qps "$tmp/res/$1.$2.$r.tput")" 'BEGIN {printf "%.4f\n", a / b}'
+	done | median
+}
+# totals CONFIG NAME: dnsperf's counts over every round's throughput slices.
+totals() {
+	local files
+	mapfile -t files < <(all "$1" "$2" tput)
+	awk '/Queries sent:/ {s += $3} /Queries completed:/ {c += $3} /Run time \(s\):/ {t += $4} END {
+		printf "  queries sent %d, completed %d, in %.1f s of slices: %.0f queries/s\n", s, c, t, c / t }' "${files[@]}"
+	printf '  lost: %s\n  response codes: %s\n  average latency: %s ms\n' "$(lost "${files[@]}")" "$(rcodes "${files[@]}")" "$(avg_ms "${files[@]}")"
 }
 
 config_title() {
 	case $1 in
 	pinned)
 		if [ "$(nproc)" -ge 2 ]; then
-			echo "pinned: each server alone on CPU 0 with one worker thread (MCNS, CoreDNS: GOMAXPROCS=1); dnsperf on CPU 1"
+			echo "pinned: every server on CPU 0 with one worker thread (MCNS, CoreDNS: GOMAXPROCS=1), taking turns; dnsperf on CPU 1"
 		else
-			echo "pinned: one CPU, so no pinning; one worker thread per server"
+			echo "pinned: one CPU, so no pinning; one worker thread per server, taking turns"
 		fi
 		;;
-	2core) echo "2-core: each server on both cores with two workers (MCNS, CoreDNS: GOMAXPROCS=2; knot udp-workers 2; unbound num-threads 2); dnsperf unpinned" ;;
+	2core) echo "2-core: every server on both cores with two workers (MCNS, CoreDNS: GOMAXPROCS=2; knot udp-workers 2; unbound num-threads 2), taking turns; dnsperf unpinned" ;;
 	esac
 }
 
 {
 	echo "# bench/mcns: MCNS DNS server vs knot, unbound and CoreDNS, authoritative answers on loopback"
 	echo "# command: bench/mcns/run.sh (BENCH_DURATION=${dur}s BENCH_RATE=$rate BENCH_ROUNDS=$rounds)"
-	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- mcns bench 2>/dev/null || echo ' (with uncommitted changes in mcns/ or bench/)')"
+	echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- mcns bench ':!bench/results' 2>/dev/null || echo ' (with uncommitted changes in mcns/ or bench/)')"
 	echo "# machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr)"
 	echo "# load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the numbers)"
 	echo "# versions: $(go env GOVERSION), $(knotd -V 2>&1 | head -1), unbound $(unbound -V 2>&1 | awk '/^Version/ {print $2}'), CoreDNS $coredns_version ($(go version -m "$coredns" | head -1 | awk '{print $2}')), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
@@ -371,22 +457,25 @@ config_title() {
 		echo "# note: $coredns_note"
 	fi
 	echo "# zone: bench.test, $records records; queries: $(wc -l <"$tmp/data/queries.txt") lines, replayed in a loop"
-	echo "# throughput: dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $dur -c 4 -q 200"
-	echo "# latency:    dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $dur -Q $rate -v  (percentiles of the per-query latencies)"
-	echo "# rounds: $rounds, the servers taking turns within each; every figure below is the median over the rounds"
-	echo "# memory: RSS idle = VmRSS once answering; load = largest VmRSS sampled during the measurements; peak = VmHWM at the end"
-	echo "# profiles: bench/results/mcns-$stamp.cpu.pprof and .alloc.pprof, one more pinned MCNS run under the throughput load ($(qps "$tmp/res/profile.tput") queries/s while profiled)"
+	echo "# throughput: dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $slice -c 4 -q 200"
+	echo "# latency:    dnsperf -s 127.0.0.1 -p PORT -d queries.txt -l $slice -Q $rate -v  (percentiles of the per-query latencies)"
+	echo "# rounds: $rounds; in each, all four servers run at once and take turns: each is queried for $slices × ${slice}s of each load"
+	echo "# queries/s: the median over the rounds; ratios: the median of the per-round ratios (paired), and the ratio of the medians"
+	echo "# latency @rate: over every query of every round (pooled); p99 by round below"
+	echo "# memory: RSS idle = VmRSS once answering; load = largest VmRSS sampled during the round; peak = VmHWM at the end"
+	echo "# profiles: bench/results/mcns-$stamp.cpu.pprof and .alloc.pprof, one more pinned MCNS run, alone, under the throughput load for ${dur}s ($(qps "$tmp/res/profile.tput") queries/s while profiled)"
 	for config in "${configs[@]}"; do
 		echo
 		echo "## $(config_title "$config")"
 		echo
-		printf '%-8s %10s %12s %13s %13s %13s %9s %9s %9s  %s\n' server "queries/s" "avg ms @max" "avg ms @rate" "p50 ms @rate" "p99 ms @rate" "RSS idle" "RSS load" "RSS peak" "lost (max load); response codes, of the round nearest the median"
+		printf '%-8s %10s %12s %13s %13s %13s %15s %9s %9s %9s\n' server "queries/s" "avg ms @max" "avg ms @rate" "p50 ms @rate" "p99 ms @rate" "p99.9 ms @rate" "RSS idle" "RSS load" "RSS peak"
+		declare -A lat=()
 		for s in "${servers[@]}"; do
-			r=$(median_round "$config" "$s")
-			printf '%-8s %10.0f %12s %13s %13s %13s %8.1fM %8.1fM %8.1fM  %s; %s\n' "$s" "$(med "$config" "$s" f_qps)" "$(med "$config" "$s" f_avg_max)" \
-				"$(med "$config" "$s" f_avg_rate)" "$(med "$config" "$s" f_p50)" "$(med "$config" "$s" f_p99)" \
-				"$(med "$config" "$s" f_rss_idle)" "$(med "$config" "$s" f_rss_load)" "$(med "$config" "$s" f_rss_hwm)" \
-				"$(lost "$tmp/res/$config.$s.$r.tput")" "$(rcodes "$tmp/res/$config.$s.$r.tput")"
+			lat[$s]=$(pooled "$config" "$s")
+			read -r l_avg l_p50 l_p99 l_p999 <<<"${lat[$s]}"
+			printf '%-8s %10.0f %12s %13s %13s %13s %15s %8.1fM %8.1fM %8.1fM\n' "$s" "$(med "$config" "$s" f_qps)" "$(med "$config" "$s" f_avg_max)" \
+				"$l_avg" "$l_p50" "$l_p99" "$l_p999" \
+				"$(med "$config" "$s" f_rss_idle)" "$(med "$config" "$s" f_rss_load)" "$(med "$config" "$s" f_rss_hwm)"
 		done
 		echo
 		for s in "${servers[@]}"; do
@@ -396,21 +485,21 @@ config_title() {
 			printf 'p99 ms @rate by round, %-8s %s\n' "$s:" "$(across "$config" "$s" f_p99 | tr '\n' ' ')"
 		done
 		echo
+		read -r ma _ la _ <<<"${lat[mcns]}"
 		for s in knot unbound coredns; do
-			awk -v peer="$s" -v a="$(med "$config" mcns f_qps)" -v b="$(med "$config" "$s" f_qps)" \
-				-v la="$(med "$config" mcns f_p99)" -v lb="$(med "$config" "$s" f_p99)" \
-				-v ma="$(med "$config" mcns f_avg_rate)" -v mb="$(med "$config" "$s" f_avg_rate)" \
+			read -r mb _ lb _ <<<"${lat[$s]}"
+			awk -v peer="$s" -v p="$(paired "$config" "$s")" -v a="$(med "$config" mcns f_qps)" -v b="$(med "$config" "$s" f_qps)" \
+				-v la="$la" -v lb="$lb" -v ma="$ma" -v mb="$mb" \
 				-v ra="$(med "$config" mcns f_rss_load)" -v rb="$(med "$config" "$s" f_rss_load)" 'BEGIN {
-				printf "MCNS/%s: queries/s %.2f; avg latency @rate %.2f; p99 latency @rate %.2f; RSS under load %.2f (latency, RSS: lower is better)\n",
-					peer, a / b, (mb > 0 ? ma / mb : 0), (lb > 0 ? la / lb : 0), (rb > 0 ? ra / rb : 0) }'
+				printf "MCNS/%s: queries/s %.2f (paired; ratio of the medians %.2f); avg latency @rate %.2f; p99 latency @rate %.2f; RSS under load %.2f (latency, RSS: lower is better)\n",
+					peer, p, a / b, (mb > 0 ? ma / mb : 0), (lb > 0 ? la / lb : 0), (rb > 0 ? ra / rb : 0) }'
 		done
 	done
 	for config in "${configs[@]}"; do
 		for s in "${servers[@]}"; do
-			r=$(median_round "$config" "$s")
 			echo
-			echo "## $config, $s: dnsperf statistics, maximum load (round $r, the one nearest the median)"
-			sed -n '/^Statistics:/,$p' "$tmp/res/$config.$s.$r.tput"
+			echo "## $config, $s: dnsperf at maximum load, summed over every round's slices"
+			totals "$config" "$s"
 		done
 	done
 } | tee "$out"

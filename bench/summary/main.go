@@ -40,9 +40,9 @@ type figure struct {
 }
 
 var figures = []figure{
-	{"mcns", "MCNS / knot, queries/s (1 core)", `MCNS/knot: queries/s ([0-9.]+)`, 1.0, false, "x"},
-	{"mcns", "MCNS / knot, p99 @10k q/s (1 core)", `MCNS/knot: .*p99 latency @rate ([0-9.]+)`, 1.0, true, "x"},
-	{"mcns", "MCNS / CoreDNS, queries/s (1 core)", `MCNS/coredns: queries/s ([0-9.]+)`, 1.0, false, "x"},
+	{"mcns", "MCNS / knot, queries/s (1 core, paired median)", `MCNS/knot: queries/s ([0-9.]+)`, 1.0, false, "x"},
+	{"mcns", "MCNS / knot, p99 @10k q/s (1 core, pooled)", `MCNS/knot: .*p99 latency @rate ([0-9.]+)`, 1.0, true, "x"},
+	{"mcns", "MCNS / CoreDNS, queries/s (1 core, paired median)", `MCNS/coredns: queries/s ([0-9.]+)`, 1.0, false, "x"},
 	// mc-proxy's req/s and p99 figures are the medians of its paired rounds
 	// (measured seconds apart from haproxy's, round after round).
 	{"mcproxy", "mc-proxy L7 / haproxy, h1 req/s (paired median)", `mc-proxy L7/haproxy paired \(median of \d+\)\s+h1 req/s ([0-9.]+)`, 0.8, false, "x"},
