@@ -152,6 +152,12 @@ stop_server() {
 # status_kb PID FIELD: a VmRSS/VmHWM figure of the process, in kB.
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
+# proc_cpu PID: "TICKS SWITCHES", the process's CPU time so far in clock
+# ticks (user and system) and its threads' context switches.
+proc_cpu() {
+	echo "$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat") $(cat /proc/"$1"/task/*/status | awk '/ctxt_switches:/ {n += $2} END {print n}')"
+}
+
 # sample_rss PID:FILE...: writes into each FILE the largest VmRSS of its
 # process seen until killed (or until every process has ended). Shell
 # builtins only, so that sampling four servers costs one sleep per tick.
@@ -178,6 +184,7 @@ sample_rss() {
 
 echo "bench/mcns: building the MCNS bench server"
 go build -o "$tmp/benchserver" ./mcns/internal/dnsserver/benchserver
+go build -o "$tmp/stalls" ./bench/stalls
 
 # The zone, its copies for the peers and the queries: written by the bench
 # server into $tmp/data (every MCNS run writes its own store again).
@@ -278,7 +285,7 @@ EOF
 # $tmp/res/CONFIG.NAME.ROUND.{tput,lat,rss}: the slices' dnsperf outputs
 # one after another, and the memory figures.
 measure_round() {
-	local config=$1 round=$2 s i out sampler order=() client=() watch=()
+	local config=$1 round=$2 s i out sampler before order=() client=() watch=()
 	local -A sport spid
 	if [ "$config" = pinned ] && [ "$(nproc)" -ge 2 ]; then
 		client=(taskset -c 1)
@@ -294,6 +301,7 @@ measure_round() {
 		out=$tmp/res/$config.$s.$round
 		: >"$out.tput"
 		: >"$out.lat"
+		: >"$out.latcpu"
 		status_kb "${spid[$s]}" VmRSS >"$out.idle"
 		cp "$out.idle" "$out.load"
 		watch+=("${spid[$s]}:$out.load")
@@ -309,7 +317,9 @@ measure_round() {
 			"${client[@]}" dnsperf -s 127.0.0.1 -p "${sport[$s]}" -d "$tmp/data/queries.txt" -l "$slice" -c 4 -q 200 >>"$tmp/res/$config.$s.$round.tput" 2>&1
 		done
 		for s in "${order[@]}"; do
+			before=$(proc_cpu "${spid[$s]}")
 			"${client[@]}" dnsperf -s 127.0.0.1 -p "${sport[$s]}" -d "$tmp/data/queries.txt" -l "$slice" -Q "$rate" -v >>"$tmp/res/$config.$s.$round.lat" 2>&1
+			echo "$before $(proc_cpu "${spid[$s]}")" >>"$tmp/res/$config.$s.$round.latcpu"
 		done
 	done
 	kill "$sampler" 2>/dev/null || true
@@ -324,12 +334,21 @@ measure_round() {
 servers=(mcns knot unbound coredns)
 configs=(pinned 2core)
 mcns_args=()
+# The stalls the machine itself causes (see bench/stalls): a thread
+# spinning on the servers' CPU, before the rounds and after.
+stall_cpu=()
+if [ "$(nproc)" -ge 2 ]; then
+	stall_cpu=(taskset -c 0)
+fi
+stalls_before=$("${stall_cpu[@]}" "$tmp/stalls" -d 5s)
 for round in $(seq "$rounds"); do
 	for config in "${configs[@]}"; do
 		echo "bench/mcns: round $round/$rounds, $config: ${servers[*]} in turns, $slices slices of ${slice}s each (throughput, then latency)"
 		measure_round "$config" "$round"
 	done
 done
+
+stalls_after=$("${stall_cpu[@]}" "$tmp/stalls" -d 5s)
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 out=bench/results/mcns-$stamp.txt
@@ -424,6 +443,16 @@ paired() {
 		awk -v a="$(qps "$tmp/res/$1.mcns.$r.tput")" -v b="$(qps "$tmp/res/$1.$2.$r.tput")" 'BEGIN {printf "%.4f\n", a / b}'
 	done | median
 }
+# latcpu CONFIG NAME: "CPU_US SWITCHES", the server's CPU time in µs and
+# its context switches per query answered at the fixed rate, over every
+# round.
+latcpu() {
+	local lats cpus
+	mapfile -t lats < <(all "$1" "$2" lat)
+	mapfile -t cpus < <(all "$1" "$2" latcpu)
+	awk -v q="$(awk '/Queries completed:/ {n += $3} END {print n}' "${lats[@]}")" -v hz="$(getconf CLK_TCK)" \
+		'{t += $3 - $1; c += $4 - $2} END {if (q > 0) printf "%.1f %.2f", t * 1e6 / hz / q, c / q; else print "n/a n/a"}' "${cpus[@]}"
+}
 # totals CONFIG NAME: dnsperf's counts over every round's throughput slices.
 totals() {
 	local files
@@ -462,19 +491,23 @@ config_title() {
 	echo "# rounds: $rounds; in each, all four servers run at once and take turns: each is queried for $slices × ${slice}s of each load"
 	echo "# queries/s: the median over the rounds; ratios: the median of the per-round ratios (paired), and the ratio of the medians"
 	echo "# latency @rate: over every query of every round (pooled); p99 by round below"
+	echo "# CPU and switches @rate: the server's CPU time (all threads, user and system) and context switches during the latency slices, per query"
+	echo "# machine stalls (bench/stalls, a thread spinning $(if [ ${#stall_cpu[@]} -gt 0 ]; then echo "on CPU 0"; else echo unpinned; fi) for 5 s with no server busy): before the rounds $stalls_before; after $stalls_after"
 	echo "# memory: RSS idle = VmRSS once answering; load = largest VmRSS sampled during the round; peak = VmHWM at the end"
 	echo "# profiles: bench/results/mcns-$stamp.cpu.pprof and .alloc.pprof, one more pinned MCNS run, alone, under the throughput load for ${dur}s ($(qps "$tmp/res/profile.tput") queries/s while profiled)"
 	for config in "${configs[@]}"; do
 		echo
 		echo "## $(config_title "$config")"
 		echo
-		printf '%-8s %10s %12s %13s %13s %13s %15s %9s %9s %9s\n' server "queries/s" "avg ms @max" "avg ms @rate" "p50 ms @rate" "p99 ms @rate" "p99.9 ms @rate" "RSS idle" "RSS load" "RSS peak"
-		declare -A lat=()
+		printf '%-8s %10s %12s %13s %13s %13s %15s %16s %17s %9s %9s %9s\n' server "queries/s" "avg ms @max" "avg ms @rate" "p50 ms @rate" "p99 ms @rate" "p99.9 ms @rate" "CPU µs/q @rate" "switches/q @rate" "RSS idle" "RSS load" "RSS peak"
+		declare -A slat=() scpu=()
 		for s in "${servers[@]}"; do
-			lat[$s]=$(pooled "$config" "$s")
-			read -r l_avg l_p50 l_p99 l_p999 <<<"${lat[$s]}"
-			printf '%-8s %10.0f %12s %13s %13s %13s %15s %8.1fM %8.1fM %8.1fM\n' "$s" "$(med "$config" "$s" f_qps)" "$(med "$config" "$s" f_avg_max)" \
-				"$l_avg" "$l_p50" "$l_p99" "$l_p999" \
+			slat[$s]=$(pooled "$config" "$s")
+			scpu[$s]=$(latcpu "$config" "$s")
+			read -r l_avg l_p50 l_p99 l_p999 <<<"${slat[$s]}"
+			read -r c_us c_sw <<<"${scpu[$s]}"
+			printf '%-8s %10.0f %12s %13s %13s %13s %15s %15s %17s %8.1fM %8.1fM %8.1fM\n' "$s" "$(med "$config" "$s" f_qps)" "$(med "$config" "$s" f_avg_max)" \
+				"$l_avg" "$l_p50" "$l_p99" "$l_p999" "$c_us" "$c_sw" \
 				"$(med "$config" "$s" f_rss_idle)" "$(med "$config" "$s" f_rss_load)" "$(med "$config" "$s" f_rss_hwm)"
 		done
 		echo
@@ -485,14 +518,16 @@ config_title() {
 			printf 'p99 ms @rate by round, %-8s %s\n' "$s:" "$(across "$config" "$s" f_p99 | tr '\n' ' ')"
 		done
 		echo
-		read -r ma _ la _ <<<"${lat[mcns]}"
+		read -r ma _ la _ <<<"${slat[mcns]}"
+		read -r ca _ <<<"${scpu[mcns]}"
 		for s in knot unbound coredns; do
-			read -r mb _ lb _ <<<"${lat[$s]}"
+			read -r mb _ lb _ <<<"${slat[$s]}"
+			read -r cb _ <<<"${scpu[$s]}"
 			awk -v peer="$s" -v p="$(paired "$config" "$s")" -v a="$(med "$config" mcns f_qps)" -v b="$(med "$config" "$s" f_qps)" \
-				-v la="$la" -v lb="$lb" -v ma="$ma" -v mb="$mb" \
+				-v la="$la" -v lb="$lb" -v ma="$ma" -v mb="$mb" -v ca="$ca" -v cb="$cb" \
 				-v ra="$(med "$config" mcns f_rss_load)" -v rb="$(med "$config" "$s" f_rss_load)" 'BEGIN {
-				printf "MCNS/%s: queries/s %.2f (paired; ratio of the medians %.2f); avg latency @rate %.2f; p99 latency @rate %.2f; RSS under load %.2f (latency, RSS: lower is better)\n",
-					peer, p, a / b, (mb > 0 ? ma / mb : 0), (lb > 0 ? la / lb : 0), (rb > 0 ? ra / rb : 0) }'
+				printf "MCNS/%s: queries/s %.2f (paired; ratio of the medians %.2f); avg latency @rate %.2f; p99 latency @rate %.2f; CPU per query @rate %.2f; RSS under load %.2f (latency, CPU, RSS: lower is better)\n",
+					peer, p, a / b, (mb > 0 ? ma / mb : 0), (lb > 0 ? la / lb : 0), (cb > 0 ? ca / cb : 0), (rb > 0 ? ra / rb : 0) }'
 		done
 	done
 	for config in "${configs[@]}"; do

@@ -323,3 +323,63 @@ func Filesystem(dir string) string {
 	}
 	return fmt.Sprintf("%s on %s (mounted on %s)", f[1], f[0], f[6])
 }
+
+// StallReport is what Stalls saw: how long it spun, and the gaps in its
+// own running longer than StallFloor, in all and by size.
+type StallReport struct {
+	Spun     time.Duration
+	Lost     time.Duration // the sum of the gaps
+	Longest  time.Duration
+	Over1ms  int
+	Over5ms  int
+	Gaps     int
+	Interval time.Duration // between the clock reads that found no gap, on average
+}
+
+// StallFloor is the shortest gap Stalls counts: a clock read and a loop
+// turn take tens of nanoseconds, an interrupt a few microseconds.
+const StallFloor = 50 * time.Microsecond
+
+// Stalls spins on one OS thread for d, reading the clock, and reports the
+// time the thread did not run: the kernel running something else on its
+// CPU, or the VM's host not running the CPU at all. Run pinned to the CPU
+// a benchmark's server uses, on an otherwise idle machine, it measures
+// the stalls every server there suffers, which no server can avoid.
+func Stalls(d time.Duration) StallReport {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var r StallReport
+	start := time.Now()
+	end, prev, reads := start.Add(d), start, 0
+	for prev.Before(end) {
+		now := time.Now()
+		reads++
+		if g := now.Sub(prev); g > StallFloor {
+			r.Gaps++
+			r.Lost += g
+			r.Longest = max(r.Longest, g)
+			if g > time.Millisecond {
+				r.Over1ms++
+			}
+			if g > 5*time.Millisecond {
+				r.Over5ms++
+			}
+		}
+		prev = now
+	}
+	r.Spun = prev.Sub(start)
+	if n := reads - r.Gaps; n > 0 {
+		r.Interval = (r.Spun - r.Lost) / time.Duration(n)
+	}
+	return r
+}
+
+// String is the report on one line.
+func (r StallReport) String() string {
+	pct := 0.0
+	if r.Spun > 0 {
+		pct = 100 * float64(r.Lost) / float64(r.Spun)
+	}
+	return fmt.Sprintf("spun %.1fs, lost %.2f%% in %d gaps over %v (%d over 1 ms, %d over 5 ms), longest %.2f ms",
+		r.Spun.Seconds(), pct, r.Gaps, StallFloor, r.Over1ms, r.Over5ms, float64(r.Longest)/float64(time.Millisecond))
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -123,5 +124,24 @@ func TestParseMemory(t *testing.T) {
 		if _, _, err := parseMemory([]byte(bad)); err == nil {
 			t.Fatalf("parseMemory(%q) did not fail", bad)
 		}
+	}
+}
+
+func TestStalls(t *testing.T) {
+	r := Stalls(200 * time.Millisecond)
+	if r.Spun < 200*time.Millisecond || r.Spun > 2*time.Second {
+		t.Fatalf("spun %v, want about 200ms", r.Spun)
+	}
+	if r.Lost < 0 || r.Lost > r.Spun || r.Longest > r.Lost {
+		t.Fatalf("lost %v, longest %v of %v spun", r.Lost, r.Longest, r.Spun)
+	}
+	if r.Over5ms > r.Over1ms || r.Over1ms > r.Gaps || (r.Gaps > 0) != (r.Longest > StallFloor) {
+		t.Fatalf("inconsistent counts: %+v", r)
+	}
+	if r.Interval <= 0 || r.Interval > StallFloor {
+		t.Fatalf("interval between clock reads %v", r.Interval)
+	}
+	if s := r.String(); !strings.HasPrefix(s, "spun ") || !strings.Contains(s, "gaps over 50µs") {
+		t.Fatalf("String() = %q", s)
 	}
 }
