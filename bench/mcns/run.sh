@@ -282,8 +282,9 @@ EOF
 # time. A busy moment of this shared machine (a neighbour on the host can
 # slow both CPUs for seconds) so falls on every server's slices alike,
 # rather than on whichever server was being measured. Writes
-# $tmp/res/CONFIG.NAME.ROUND.{tput,lat,rss}: the slices' dnsperf outputs
-# one after another, and the memory figures.
+# $tmp/res/CONFIG.NAME.ROUND.{tput,lat}: the slices' dnsperf outputs one
+# after another; .latcpu: the server's CPU and context switches before and
+# after each latency slice (proc_cpu); .rss: the memory figures.
 measure_round() {
 	local config=$1 round=$2 s i out sampler before order=() client=() watch=()
 	local -A sport spid
