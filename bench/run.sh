@@ -12,9 +12,11 @@
 #          CPU and allocation profiles (bench/mcias; BENCH_DURATION, default
 #          10s per measurement; about 4 minutes)
 #   mcns   MCNS's DNS server against knot, unbound and CoreDNS serving the
-#          same zone, with dnsperf, pinned to one core and on two, with RSS
-#          and MCNS CPU/allocation profiles (bench/mcns/run.sh;
-#          BENCH_DURATION, at most 15s; BENCH_ROUNDS, default 3)
+#          same zone, with dnsperf, pinned to one core and on two, the
+#          servers taking turns; RSS, CPU per query, the machine's own
+#          stalls (bench/stalls) and MCNS CPU/allocation profiles
+#          (bench/mcns/run.sh; BENCH_DURATION, at most 15s; BENCH_ROUNDS,
+#          default 3; about 6 minutes a round)
 #   mcproxy  mc-proxy L7 and L4 against haproxy, nginx and caddy (every backend protocol, RSS, profiles; about 10 minutes) with the same
 #          certificate and backend, with wrk, h2load and a TLS handshake
 #          loop (bench/mcproxy/run.sh; BENCH_DURATION, at most 10s)
