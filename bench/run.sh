@@ -16,7 +16,7 @@
 #          servers taking turns; RSS, CPU per query, the machine's own
 #          stalls (bench/stalls) and MCNS CPU/allocation profiles
 #          (bench/mcns/run.sh; BENCH_DURATION, at most 15s; BENCH_ROUNDS,
-#          default 3; about 6 minutes a round)
+#          default 3; about 3.5 minutes a round)
 #   mcproxy  mc-proxy L7 and L4 against haproxy, nginx and caddy (every backend protocol, RSS, profiles; about 10 minutes) with the same
 #          certificate and backend, with wrk, h2load and a TLS handshake
 #          loop (bench/mcproxy/run.sh; BENCH_DURATION, at most 10s)
