@@ -327,13 +327,12 @@ func Filesystem(dir string) string {
 // StallReport is what Stalls saw: how long it spun, and the gaps in its
 // own running longer than StallFloor, in all and by size.
 type StallReport struct {
-	Spun     time.Duration
-	Lost     time.Duration // the sum of the gaps
-	Longest  time.Duration
-	Over1ms  int
-	Over5ms  int
-	Gaps     int
-	Interval time.Duration // between the clock reads that found no gap, on average
+	Spun    time.Duration
+	Lost    time.Duration // the sum of the gaps
+	Longest time.Duration
+	Over1ms int
+	Over5ms int
+	Gaps    int
 }
 
 // StallFloor is the shortest gap Stalls counts: a clock read and a loop
@@ -350,10 +349,9 @@ func Stalls(d time.Duration) StallReport {
 	defer runtime.UnlockOSThread()
 	var r StallReport
 	start := time.Now()
-	end, prev, reads := start.Add(d), start, 0
+	end, prev := start.Add(d), start
 	for prev.Before(end) {
 		now := time.Now()
-		reads++
 		if g := now.Sub(prev); g > StallFloor {
 			r.Gaps++
 			r.Lost += g
@@ -368,9 +366,6 @@ func Stalls(d time.Duration) StallReport {
 		prev = now
 	}
 	r.Spun = prev.Sub(start)
-	if n := reads - r.Gaps; n > 0 {
-		r.Interval = (r.Spun - r.Lost) / time.Duration(n)
-	}
 	return r
 }
 

@@ -138,9 +138,6 @@ func TestStalls(t *testing.T) {
 	if r.Over5ms > r.Over1ms || r.Over1ms > r.Gaps || (r.Gaps > 0) != (r.Longest > StallFloor) {
 		t.Fatalf("inconsistent counts: %+v", r)
 	}
-	if r.Interval <= 0 || r.Interval > StallFloor {
-		t.Fatalf("interval between clock reads %v", r.Interval)
-	}
 	if s := r.String(); !strings.HasPrefix(s, "spun ") || !strings.Contains(s, "gaps over 50µs") {
 		t.Fatalf("String() = %q", s)
 	}
