@@ -358,13 +358,18 @@ backend be_tls
     server backend 127.0.0.1:$be_tls
 CFG
 }
-for proto in "${protos[@]}"; do
-	ha7=$(free_port 20443)
-	ha4=$(free_port $((ha7 + 1)))
-	haproxy_cfg "$proto" "$ha7" "$ha4"
+# start_haproxy PROTO L7PORT L4PORT: writes the configuration for PROTO
+# and starts haproxy on CPU 0; sets $ha_pid.
+start_haproxy() {
+	haproxy_cfg "$@"
 	"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
 	pids+=($!)
 	ha_pid=$!
+}
+for proto in "${protos[@]}"; do
+	ha7=$(free_port 20443)
+	ha4=$(free_port $((ha7 + 1)))
+	start_haproxy "$proto" "$ha7" "$ha4"
 	measure_proxy haproxy haproxy "$ha_pid" "$proto" "$ha7" "$ha4"
 	stop_server "$ha_pid"
 done
@@ -467,13 +472,18 @@ http {
 }
 CFG
 }
+# start_nginx PROTO DIR L7PORT: writes the configuration for PROTO into
+# DIR and starts nginx on CPU 0; sets $ng_pid.
+start_nginx() {
+	nginx_cfg "$@"
+	"${server_cpu[@]}" nginx -p "$2" -c "$2/nginx.conf" -e "$2/error.log" >>"$tmp/nginx.log" 2>&1 &
+	pids+=($!)
+	ng_pid=$!
+}
 for proto in http1 tls; do
 	ng7=$(free_port 22443)
 	nd=$tmp/nginx-$proto
-	nginx_cfg "$proto" "$nd" "$ng7"
-	"${server_cpu[@]}" nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >>"$tmp/nginx.log" 2>&1 &
-	pids+=($!)
-	ng_pid=$!
+	start_nginx "$proto" "$nd" "$ng7"
 	measure_proxy nginx nginx "$ng_pid" "$proto" "$ng7"
 	cat "$nd/error.log" >>"$tmp/nginx.log" 2>/dev/null || true
 	stop_server "$ng_pid"
@@ -497,15 +507,11 @@ start_mcproxy "$mc7" "$mc4" -backend "127.0.0.1:$be_http"
 pmc=$mc_pid
 ha7=$(free_port 20443)
 ha4=$(free_port $((ha7 + 1)))
-haproxy_cfg http1 "$ha7" "$ha4"
-"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
-pids+=($!)
-pha=$!
+start_haproxy http1 "$ha7" "$ha4"
+pha=$ha_pid
 ng7=$(free_port 22443)
-nginx_cfg http1 "$tmp/nginx-paired" "$ng7"
-"${server_cpu[@]}" nginx -p "$tmp/nginx-paired" -c "$tmp/nginx-paired/nginx.conf" -e "$tmp/nginx-paired/error.log" >>"$tmp/nginx.log" 2>&1 &
-pids+=($!)
-png=$!
+start_nginx http1 "$tmp/nginx-paired" "$ng7"
+png=$ng_pid
 for p in "$mc7" "$ha7" "$ng7" "$mc4" "$ha4"; do
 	wait_ready "https://localhost:$p/" paired
 	"${client_cpu[@]}" wrk -t1 -c64 -d2s "https://localhost:$p/" >/dev/null 2>&1
@@ -658,20 +664,14 @@ else
 
 	ha7=$(free_port 20443)
 	ha4=$(free_port $((ha7 + 1)))
-	haproxy_cfg http1 "$ha7" "$ha4"
-	"${server_cpu[@]}" haproxy -db -f "$tmp/haproxy.cfg" >>"$tmp/haproxy.log" 2>&1 &
-	pids+=($!)
-	ha_pid=$!
+	start_haproxy http1 "$ha7" "$ha4"
 	wait_ready "https://localhost:$ha7/" haproxy
 	cost haproxy "$ha7" "$ha_pid"
 	stop_server "$ha_pid"
 
 	ng7=$(free_port 22443)
 	nd=$tmp/nginx-cost
-	nginx_cfg http1 "$nd" "$ng7"
-	"${server_cpu[@]}" nginx -p "$nd" -c "$nd/nginx.conf" -e "$nd/error.log" >>"$tmp/nginx.log" 2>&1 &
-	pids+=($!)
-	ng_pid=$!
+	start_nginx http1 "$nd" "$ng7"
 	wait_ready "https://localhost:$ng7/" nginx
 	cost nginx "$ng7" "$ng_pid"
 	cat "$nd/error.log" >>"$tmp/nginx.log" 2>/dev/null || true

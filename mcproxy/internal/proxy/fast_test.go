@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"git.metacircular.net/metacircular/mcdsl/tlsutil/tlstest"
+	"git.metacircular.net/metacircular/mcproxy/internal/route"
 )
 
 // scriptedBackend is an HTTP/1.1 backend written by hand: it records every
@@ -52,6 +53,18 @@ func newScriptedBackend(t *testing.T) *scriptedBackend {
 		}
 	}()
 	return b
+}
+
+// startScripted starts a proxy with one "https" listener serving rt, its
+// backend a new scriptedBackend, with the fast path off if noFast: one
+// side of a comparison of the two paths.
+func startScripted(t *testing.T, rt route.Route, noFast bool) (*proxyEnv, *scriptedBackend) {
+	t.Helper()
+	backend := newScriptedBackend(t)
+	rt.Backend = backend.addr
+	env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, rt)
+	env.srv.noFast = noFast
+	return env, backend
 }
 
 func (b *scriptedBackend) serve(c net.Conn) {
@@ -288,11 +301,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 			t.Parallel()
 			var answers, seen [2]string
 			for i, noFast := range []bool{true, false} {
-				backend := newScriptedBackend(t)
-				rt := base
-				rt.Backend = backend.addr
-				env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, rt)
-				env.srv.noFast = noFast
+				env, backend := startScripted(t, base, noFast)
 				answers[i] = fastExchange(t, pki, env.addrs["https"], tc.steps, tc.name == "post in two writes")
 				seen[i] = strings.Join(backend.requests(), "\n---\n")
 				if got := env.srv.fastRequests.Load(); noFast && got != 0 || !noFast && got != tc.fast {
@@ -464,11 +473,7 @@ func TestPooledMatchesTransport(t *testing.T) {
 	}
 	var answers, seen [2]string
 	for i, noFast := range []bool{true, false} {
-		backend := newScriptedBackend(t)
-		rt := base
-		rt.Backend = backend.addr
-		env := startProxy(t, Options{Listeners: []Listener{listener("https")}}, rt)
-		env.srv.noFast = noFast
+		env, backend := startScripted(t, base, noFast)
 		c := httpClient(pki, env.addrs["https"], nil, true)
 		var sb strings.Builder
 		for _, r := range reqs {

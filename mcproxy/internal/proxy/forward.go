@@ -129,11 +129,7 @@ func (ex *exchange) forward() {
 	if err == nil {
 		res, err = tr.RoundTrip(out)
 	}
-	ex.mu.Lock()
-	ex.roundTripDone = true
-	ex.mu.Unlock()
-	if err != nil {
-		ex.fail(err)
+	if !ex.roundTripEnded(err) {
 		return
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
@@ -189,11 +185,7 @@ func (ex *exchange) forwardPooled(out *http.Request, p *backendPool) {
 		on1xx:      func(res *http.Response) error { return ex.got1xx(res.StatusCode, textproto.MIMEHeader(res.Header)) },
 		replayable: replayable(out.Method),
 	})
-	ex.mu.Lock()
-	ex.roundTripDone = true
-	ex.mu.Unlock()
-	if err != nil {
-		ex.fail(err)
+	if !ex.roundTripEnded(err) {
 		return
 	}
 	relayed := false
@@ -276,6 +268,21 @@ func (ex *exchange) requestHeader(in http.Header, upType string) http.Header {
 	h["X-Forwarded-Proto"] = valueHTTPS
 	h["X-Forwarded-Host"] = ex.fwd[2:3:3]
 	return h
+}
+
+// roundTripEnded marks the backend's final answer (or err) as come, after
+// which got1xx relays nothing more, and answers the client with err's
+// error page if there is one; it reports whether the answer can be
+// relayed.
+func (ex *exchange) roundTripEnded(err error) bool {
+	ex.mu.Lock()
+	ex.roundTripDone = true
+	ex.mu.Unlock()
+	if err != nil {
+		ex.fail(err)
+		return false
+	}
+	return true
 }
 
 // got1xx relays an informational answer (103 Early Hints, 100 Continue)
